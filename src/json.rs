@@ -1,0 +1,352 @@
+//! Just enough JSON to scrub inside strings without re-serialising anything.
+//!
+//! The tokenizer finds string values and the key each belongs to; the decoder turns a string's
+//! escapes into text with a map back to the raw bytes, so a span found in decoded text becomes
+//! an edit of whole escape sequences in the raw line. Every byte outside an edit stays as it was:
+//! key order, spacing, number formats and the emitter's escaping style survive.
+
+/// Nesting beyond this is treated as not-JSON (the line is scrubbed as plain text).
+const MAX_NESTING: usize = 512;
+
+/// The line or string is not JSON this scanner accepts; scrub it as plain text instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotJson;
+
+/// A string value: its raw contents are `text[start..end]` (between the quotes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StringValue {
+    pub start: usize,
+    pub end: usize,
+    /// Raw contents of the nearest enclosing key (an array's values inherit its key).
+    pub key: Option<(usize, usize)>,
+}
+
+/// True when the first non-blank byte opens an object or array.
+pub(crate) fn looks_like_json(text: &[u8]) -> bool {
+    matches!(text.iter().find(|b| !is_blank(**b)), Some(b'{' | b'['))
+}
+
+fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// A key or `}` (right after `{`).
+    FirstKey,
+    Key,
+    Colon,
+    Value,
+    /// A value or `]` (right after `[`).
+    FirstValue,
+    CommaOrEnd,
+}
+
+struct Frame {
+    object: bool,
+    key: Option<(usize, usize)>,
+    expect: Expect,
+}
+
+/// Scans `text` as one JSON value (surrounding blanks allowed) and appends its string values.
+/// Fails, appending nothing usable, on anything that is not well-formed enough to edit safely.
+pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), NotJson> {
+    out.clear();
+    let mut stack: Vec<Frame> = Vec::new();
+    // The top level behaves like a one-element array with no key.
+    let mut top_done = false;
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if is_blank(b) {
+            i += 1;
+            continue;
+        }
+        if top_done {
+            return Err(NotJson);
+        }
+        let (expect, key) = match stack.last() {
+            Some(f) => (f.expect, f.key),
+            None => (Expect::Value, None),
+        };
+        match (expect, b) {
+            (Expect::FirstKey | Expect::Key, b'"') => {
+                let end = string_end(text, i + 1)?;
+                let top = stack.last_mut().ok_or(NotJson)?;
+                top.key = Some((i + 1, end));
+                top.expect = Expect::Colon;
+                i = end + 1;
+            }
+            (Expect::FirstKey, b'}') | (Expect::FirstValue, b']') => {
+                stack.pop();
+                top_done = finish_value(&mut stack);
+                i += 1;
+            }
+            (Expect::Colon, b':') => {
+                if let Some(top) = stack.last_mut() {
+                    top.expect = Expect::Value;
+                }
+                i += 1;
+            }
+            (Expect::Value | Expect::FirstValue, _) => match b {
+                b'"' => {
+                    let end = string_end(text, i + 1)?;
+                    out.push(StringValue {
+                        start: i + 1,
+                        end,
+                        key,
+                    });
+                    i = end + 1;
+                    top_done = finish_value(&mut stack);
+                }
+                b'{' | b'[' => {
+                    if stack.len() >= MAX_NESTING {
+                        return Err(NotJson);
+                    }
+                    let object = b == b'{';
+                    let expect = if object {
+                        Expect::FirstKey
+                    } else {
+                        Expect::FirstValue
+                    };
+                    stack.push(Frame {
+                        object,
+                        key,
+                        expect,
+                    });
+                    i += 1;
+                }
+                _ => {
+                    let len = text[i..]
+                        .iter()
+                        .position(|&c| {
+                            !(c.is_ascii_alphanumeric() || matches!(c, b'.' | b'+' | b'-'))
+                        })
+                        .unwrap_or(text.len() - i);
+                    let word = &text[i..i + len];
+                    let number = word
+                        .first()
+                        .is_some_and(|c| c.is_ascii_digit() || *c == b'-');
+                    if len == 0 || !(number || matches!(word, b"true" | b"false" | b"null")) {
+                        return Err(NotJson);
+                    }
+                    i += len;
+                    top_done = finish_value(&mut stack);
+                }
+            },
+            (Expect::CommaOrEnd, b',') => {
+                if let Some(top) = stack.last_mut() {
+                    top.expect = if top.object {
+                        Expect::Key
+                    } else {
+                        Expect::Value
+                    };
+                }
+                i += 1;
+            }
+            (Expect::CommaOrEnd, b'}' | b']') => {
+                let object = stack.last().is_some_and(|f| f.object);
+                if object != (b == b'}') {
+                    return Err(NotJson);
+                }
+                stack.pop();
+                top_done = finish_value(&mut stack);
+                i += 1;
+            }
+            _ => return Err(NotJson),
+        }
+    }
+    if top_done {
+        Ok(())
+    } else {
+        Err(NotJson)
+    }
+}
+
+/// Marks the current container as having received a value; true when that was the top level.
+fn finish_value(stack: &mut [Frame]) -> bool {
+    match stack.last_mut() {
+        Some(top) => {
+            top.expect = Expect::CommaOrEnd;
+            false
+        }
+        None => true,
+    }
+}
+
+/// The index of the closing quote of a string whose contents start at `from`.
+fn string_end(text: &[u8], mut from: usize) -> Result<usize, NotJson> {
+    loop {
+        let i =
+            from + memchr::memchr2(b'"', b'\\', text.get(from..).ok_or(NotJson)?).ok_or(NotJson)?;
+        if text[i] == b'"' {
+            return Ok(i);
+        }
+        from = i + 2;
+    }
+}
+
+/// Decodes raw string contents into `out`, with `map[i]` the raw offset of the escape or byte
+/// that produced decoded byte `i`. Malformed escapes are kept as they are.
+pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>, map: &mut Vec<u32>) {
+    out.clear();
+    map.clear();
+    let mut i = 0;
+    while i < raw.len() {
+        let unit = i as u32;
+        if raw[i] != b'\\' || i + 1 == raw.len() {
+            out.push(raw[i]);
+            map.push(unit);
+            i += 1;
+            continue;
+        }
+        let simple = match raw[i + 1] {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(0x08),
+            b'f' => Some(0x0c),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(c) = simple {
+            out.push(c);
+            map.push(unit);
+            i += 2;
+            continue;
+        }
+        let (ch, len) = match hex4(raw, i + 2) {
+            Some(hi @ 0xD800..=0xDBFF) => match (raw.get(i + 6..i + 8), hex4(raw, i + 8)) {
+                (Some(b"\\u"), Some(lo @ 0xDC00..=0xDFFF)) => (
+                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
+                    12,
+                ),
+                _ => (None, 6),
+            },
+            Some(cp) => (char::from_u32(cp), 6),
+            None => {
+                // Not an escape we know: keep the backslash as a literal byte.
+                out.push(raw[i]);
+                map.push(unit);
+                i += 1;
+                continue;
+            }
+        };
+        let mut buf = [0u8; 4];
+        let s = ch
+            .unwrap_or(char::REPLACEMENT_CHARACTER)
+            .encode_utf8(&mut buf);
+        out.extend_from_slice(s.as_bytes());
+        map.extend(std::iter::repeat(unit).take(s.len()));
+        i += len;
+    }
+}
+
+fn hex4(raw: &[u8], at: usize) -> Option<u32> {
+    let digits = raw.get(at..at + 4)?;
+    let s = std::str::from_utf8(digits).ok()?;
+    u32::from_str_radix(s, 16)
+        .ok()
+        .filter(|_| digits.iter().all(u8::is_ascii_hexdigit))
+}
+
+/// Raw range covering decoded `[start, end)`, widened to whole escape sequences.
+pub(crate) fn raw_range(map: &[u32], raw_len: usize, start: usize, end: usize) -> (usize, usize) {
+    let raw_start = map.get(start).map_or(raw_len, |&m| m as usize);
+    let raw_end = if end == 0 {
+        raw_start
+    } else {
+        let unit = map[end - 1];
+        map[end..]
+            .iter()
+            .find(|&&m| m != unit)
+            .map_or(raw_len, |&m| m as usize)
+    };
+    (raw_start, raw_end)
+}
+
+/// Appends `text` JSON-string-escaped (quotes, backslashes, control characters).
+pub(crate) fn escape_into(text: &[u8], out: &mut Vec<u8>) {
+    for &b in text {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(text: &str) -> Result<Vec<(String, Option<String>)>, NotJson> {
+        let mut out = Vec::new();
+        tokenize(text.as_bytes(), &mut out)?;
+        Ok(out
+            .iter()
+            .map(|v| {
+                (
+                    text[v.start..v.end].to_string(),
+                    v.key.map(|(s, e)| text[s..e].to_string()),
+                )
+            })
+            .collect())
+    }
+
+    #[test]
+    fn finds_values_with_keys() {
+        let v = values(r#"{"a":"x","b":[1,"y",{"c":"z"}],"d":null,"e":-1.5e3} "#).unwrap();
+        assert_eq!(
+            v,
+            vec![
+                ("x".into(), Some("a".into())),
+                ("y".into(), Some("b".into())),
+                ("z".into(), Some("c".into()))
+            ]
+        );
+        assert_eq!(
+            values(r#"["q\"uote"]"#).unwrap(),
+            vec![(r#"q\"uote"#.into(), None)]
+        );
+    }
+
+    #[test]
+    fn rejects_non_json() {
+        for t in [
+            r#"{"a":"x""#,
+            r#"{"a" "x"}"#,
+            r#"{worker} password=x"#,
+            r#"{"a":1} trailing"#,
+            r#"[1,]x"#,
+            r#"{"a":1]"#,
+        ] {
+            assert_eq!(values(t), Err(NotJson), "{t}");
+        }
+    }
+
+    #[test]
+    fn decode_maps_escapes() {
+        let raw = br#"a\"b\u0041\ud83d\ude00\/"#;
+        let (mut out, mut map) = (Vec::new(), Vec::new());
+        decode(raw, &mut out, &mut map);
+        assert_eq!(out, "a\"bA\u{1F600}/".as_bytes());
+        assert_eq!(map, vec![0, 1, 3, 4, 10, 10, 10, 10, 22]);
+        // Decoded "bA" is raw `b\u0041`.
+        assert_eq!(raw_range(&map, raw.len(), 2, 4), (3, 10));
+        assert_eq!(raw_range(&map, raw.len(), 4, 8), (10, 22));
+    }
+
+    #[test]
+    fn escape_round_trip() {
+        let mut out = Vec::new();
+        escape_into(b"a\"b\\c\nd\x01", &mut out);
+        assert_eq!(out, br#"a\"b\\c\nd\u0001"#);
+    }
+}

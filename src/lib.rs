@@ -1,0 +1,329 @@
+//! clawscrub removes secrets from logs and JSONL agent transcripts.
+//!
+//! All active rules (vendor keys, tokens, credentials, internal addresses and the user's own
+//! patterns) compile into one [`Scrubber`]: a SIMD literal search over whole input blocks
+//! finds the few lines worth a closer look; there, rule regexes confirm candidates in small
+//! windows (regex-automata, linear time), validators reject look-alikes, and JSON lines are
+//! scrubbed inside their string values only, escapes decoded, so the output stays valid JSON
+//! that differs from the input only where a secret was.
+//!
+//! ```
+//! let scrubber = clawscrub::Scrubber::builder().build()?;
+//! let out = scrubber.scrub_bytes(b"export OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z\n");
+//! assert_eq!(out, b"export OPENAI_API_KEY=[REDACTED:openai-api-key]\n");
+//! # Ok::<(), clawscrub::Error>(())
+//! ```
+
+mod engine;
+mod error;
+mod json;
+pub mod jsregex;
+mod literals;
+mod mask;
+pub mod openclaw;
+mod rules;
+mod scrub;
+mod stats;
+mod stream;
+mod validate;
+
+use std::io::{Read, Write};
+
+pub use crate::error::Error;
+pub use crate::mask::Mask;
+pub use crate::rules::{AnchorCase, Category, Example, RulePack, RuleSpec, Scanner};
+pub use crate::stats::Stats;
+
+use crate::engine::Matcher;
+use crate::rules::Rule;
+
+/// JSON keys whose values are never changed: transcript structure, and `thinkingSignature`,
+/// which the model provider verifies when a session is replayed.
+pub const DEFAULT_STRUCTURAL_KEYS: [&str; 7] = [
+    "id",
+    "parentId",
+    "toolCallId",
+    "type",
+    "role",
+    "timestamp",
+    "thinkingSignature",
+];
+
+/// A compiled set of redaction rules and a mask; cheap to share between threads.
+#[derive(Debug)]
+pub struct Scrubber {
+    matcher: Matcher,
+    mask: Mask,
+    structural_keys: Vec<Vec<u8>>,
+}
+
+/// What `rules list` shows of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// The rule id, as in masks.
+    pub id: String,
+    /// Its category.
+    pub category: Category,
+    /// One line of description.
+    pub description: String,
+    /// Anchor literals (lower case), or the scanner's name, or `(every line)`.
+    pub trigger: String,
+}
+
+impl Scrubber {
+    /// Starts a builder with the built-in rules and the `tag` mask.
+    pub fn builder() -> ScrubberBuilder {
+        ScrubberBuilder::default()
+    }
+
+    /// Scrubs `reader` into `writer` until end of input. Output is flushed whenever the input
+    /// has nothing more ready, so this serves `tail -f | clawscrub` as well as bulk files.
+    pub fn scrub<R: Read, W: Write>(&self, reader: R, writer: W) -> Result<Stats, Error> {
+        stream::Filter::new(self, writer).run(reader)
+    }
+
+    /// Scrubs a whole buffer; the same as [`Scrubber::scrub`] over a slice.
+    pub fn scrub_bytes(&self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        // Reading a slice and writing a Vec cannot fail.
+        let _ = self.scrub(input, &mut out);
+        out
+    }
+
+    /// The active rules, in priority order.
+    pub fn rules(&self) -> Vec<RuleInfo> {
+        self.matcher
+            .rules
+            .iter()
+            .map(|r| RuleInfo {
+                id: r.id.clone(),
+                category: r.category,
+                description: r.description.clone(),
+                trigger: if !r.json_keys.is_empty() {
+                    "(JSON keys)".to_string()
+                } else if let Some(s) = r.scanner {
+                    format!("(scanner {s:?})").to_lowercase()
+                } else if r.anchors.is_empty() {
+                    "(every line)".to_string()
+                } else {
+                    r.anchors
+                        .iter()
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                },
+            })
+            .collect()
+    }
+}
+
+/// Configures a [`Scrubber`]: which rules, which mask, which JSON keys are special.
+#[derive(Debug, Clone)]
+pub struct ScrubberBuilder {
+    builtin: bool,
+    packs: Vec<RulePack>,
+    enabled: Vec<String>,
+    disabled: Vec<String>,
+    only: Vec<Category>,
+    mask: Mask,
+    structural_keys: Vec<String>,
+    sensitive_keys: Vec<String>,
+}
+
+impl Default for ScrubberBuilder {
+    fn default() -> Self {
+        ScrubberBuilder {
+            builtin: true,
+            packs: Vec::new(),
+            enabled: Vec::new(),
+            disabled: Vec::new(),
+            only: Vec::new(),
+            mask: Mask::Tag,
+            structural_keys: DEFAULT_STRUCTURAL_KEYS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            sensitive_keys: Vec::new(),
+        }
+    }
+}
+
+impl ScrubberBuilder {
+    /// Whether the built-in packs are used (default yes).
+    pub fn builtin(mut self, yes: bool) -> Self {
+        self.builtin = yes;
+        self
+    }
+
+    /// Adds a rule pack after the built-in ones (user rules lose ties to built-in ones).
+    pub fn pack(mut self, pack: RulePack) -> Self {
+        self.packs.push(pack);
+        self
+    }
+
+    /// Turns on an opt-in rule (one shipped with `enabled = false`).
+    pub fn enable(mut self, id: &str) -> Self {
+        self.enabled.push(id.to_string());
+        self
+    }
+
+    /// Turns a rule off by id.
+    pub fn disable(mut self, id: &str) -> Self {
+        self.disabled.push(id.to_string());
+        self
+    }
+
+    /// Keeps only rules of these categories (repeatable; default all).
+    pub fn only(mut self, category: Category) -> Self {
+        self.only.push(category);
+        self
+    }
+
+    /// The replacement style (default [`Mask::Tag`]).
+    pub fn mask(mut self, mask: Mask) -> Self {
+        self.mask = mask;
+        self
+    }
+
+    /// Adds a JSON key whose string values are never changed.
+    pub fn structural_key(mut self, key: &str) -> Self {
+        self.structural_keys.push(key.to_string());
+        self
+    }
+
+    /// Adds a JSON key whose whole string value is redacted (case, `_` and `-` ignored).
+    pub fn sensitive_key(mut self, key: &str) -> Self {
+        self.sensitive_keys.push(key.to_string());
+        self
+    }
+
+    /// Compiles the rules. Fails on a malformed rule, a duplicate id or an unknown `--disable`.
+    pub fn build(self) -> Result<Scrubber, Error> {
+        let mut packs = if self.builtin {
+            RulePack::builtin()
+        } else {
+            Vec::new()
+        };
+        packs.extend(self.packs);
+        let mut seen = std::collections::HashSet::new();
+        for pack in &packs {
+            for spec in &pack.rules {
+                if !seen.insert(spec.id.as_str()) {
+                    return Err(Error::rule(
+                        &pack.origin,
+                        format!("duplicate rule id `{}`", spec.id),
+                    ));
+                }
+            }
+        }
+        for id in self.disabled.iter().chain(&self.enabled) {
+            if !seen.contains(id.as_str()) {
+                return Err(Error::rule(
+                    "command line",
+                    format!("no rule with id `{id}` (see `clawscrub rules list`)"),
+                ));
+            }
+        }
+        let mut rules: Vec<Rule> = Vec::new();
+        for pack in &packs {
+            for spec in &pack.rules {
+                let wanted = (spec.enabled || self.enabled.contains(&spec.id))
+                    && !self.disabled.contains(&spec.id)
+                    && (self.only.is_empty() || self.only.contains(&spec.category));
+                if wanted {
+                    rules.push(Rule::compile(spec, &pack.origin)?);
+                }
+            }
+        }
+        if !self.sensitive_keys.is_empty() {
+            let extra = self
+                .sensitive_keys
+                .iter()
+                .map(|k| rules::normalize_key(k.as_bytes()));
+            match rules.iter_mut().find(|r| !r.json_keys.is_empty()) {
+                Some(rule) => rule.json_keys.extend(extra),
+                None => {
+                    let mut spec =
+                        RuleSpec::custom("json-sensitive-key".into(), String::new(), false);
+                    spec.regex = None;
+                    spec.category = Category::Credential;
+                    spec.description = "whole value of a JSON key with a sensitive name".into();
+                    spec.json_keys = self.sensitive_keys.clone();
+                    rules.push(Rule::compile(&spec, "command line")?);
+                }
+            }
+        }
+        let matcher = Matcher::new(rules).map_err(|m| Error::rule("rules", m))?;
+        Ok(Scrubber {
+            matcher,
+            mask: self.mask,
+            structural_keys: self
+                .structural_keys
+                .iter()
+                .map(|k| k.as_bytes().to_vec())
+                .collect(),
+        })
+    }
+}
+
+/// One example in a rule pack that did not come out as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExampleFailure {
+    /// The pack's origin.
+    pub origin: String,
+    /// The rule id.
+    pub rule: String,
+    /// `example N` or `negative example N` (1-based).
+    pub which: String,
+    /// The example's input.
+    pub input: String,
+    /// What was expected.
+    pub expected: String,
+    /// What the scrubber produced.
+    pub actual: String,
+}
+
+/// Runs every example and negative example of `pack`, each with only its own rule active and
+/// the `tag` mask. Returns the failures (empty when all pass) and the number of checks run.
+pub fn check_examples(pack: &RulePack) -> Result<(Vec<ExampleFailure>, usize), Error> {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for spec in &pack.rules {
+        let mut alone = spec.clone();
+        alone.enabled = true;
+        let scrubber = Scrubber::builder()
+            .builtin(false)
+            .pack(RulePack {
+                origin: pack.origin.clone(),
+                rules: vec![alone],
+            })
+            .build()?;
+        let cases = spec
+            .examples
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("example {}", i + 1), &e.input, &e.output))
+            .chain(
+                spec.negative_examples
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (format!("negative example {}", i + 1), n, n)),
+            );
+        for (which, input, expected) in cases {
+            checked += 1;
+            let actual =
+                String::from_utf8_lossy(&scrubber.scrub_bytes(input.as_bytes())).into_owned();
+            if actual != *expected {
+                failures.push(ExampleFailure {
+                    origin: pack.origin.clone(),
+                    rule: spec.id.clone(),
+                    which,
+                    input: input.clone(),
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+    }
+    Ok((failures, checked))
+}

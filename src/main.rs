@@ -1,0 +1,329 @@
+//! The `clawscrub` command: a thin CLI over the library.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use clawscrub::{check_examples, openclaw, Category, Error, Mask, RulePack, Scrubber, Stats};
+
+/// Removes secrets (API keys, tokens, passwords, private keys, internal IPs) from logs and
+/// JSONL agent transcripts. Reads FILEs (or stdin) and writes the scrubbed text to stdout.
+#[derive(Parser, Debug)]
+#[command(
+    name = "clawscrub",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "\
+Examples:
+  tail -f /tmp/openclaw/openclaw-$(date +%F).log | clawscrub
+  clawscrub --mask openclaw session.jsonl > session.scrubbed.jsonl
+  clawscrub --pattern 'internal\\.corp' --stats app.log > app.clean.log
+  clawscrub rules list
+  clawscrub rules test my-rules.toml
+
+JSON lines are scrubbed inside string values only (escapes and nested JSON included), so the
+output stays valid JSON. Structural transcript fields (id, parentId, toolCallId, type, role,
+timestamp, thinkingSignature) are never changed.
+
+Exit status: 0 done, 1 `rules test` failures, 2 usage, configuration or input errors."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Files to scrub, in order, to stdout; `-` or none reads stdin.
+    #[arg(value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Print counts per rule at exit, to stderr (`--stats` or `--stats=json`).
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text", require_equals = true)]
+    stats: Option<StatsFormat>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show or check the redaction rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Print id, category, description and trigger of every active rule.
+    List {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Check every example and negative example of the built-in packs and of FILEs
+    /// (rule files in clawscrub's TOML format); exit 1 on any failure.
+    Test {
+        /// Extra rule files to check.
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum StatsFormat {
+    Text,
+    Json,
+}
+
+/// Which rules run and how secrets are masked.
+#[derive(Args, Debug, Clone)]
+struct RuleArgs {
+    /// Replacement style: tag ([REDACTED:rule-id]), openclaw (sk-123…cdef, as OpenClaw shows),
+    /// hash ([REDACTED:rule-id:HMAC8], needs a key) or fixed=TEXT.
+    #[arg(long, value_name = "STYLE", default_value = "tag", global = true)]
+    mask: String,
+    /// File holding the HMAC key for `--mask hash` (else the CLAWSCRUB_HASH_KEY variable).
+    #[arg(long, value_name = "PATH", global = true)]
+    hash_key_file: Option<PathBuf>,
+    /// OpenClaw config whose logging.redactPatterns are added to the rules. Default:
+    /// $OPENCLAW_STATE_DIR/openclaw.json or ~/.openclaw/openclaw.json, when it exists.
+    #[arg(long, value_name = "PATH", global = true)]
+    openclaw_config: Option<PathBuf>,
+    /// Do not read any OpenClaw config.
+    #[arg(long, global = true, conflicts_with = "openclaw_config")]
+    no_openclaw_config: bool,
+    /// Skip (with a warning) user patterns a linear-time engine cannot run, instead of failing.
+    #[arg(long, global = true)]
+    lenient: bool,
+    /// Use only user rules (--pattern, --rules, redactPatterns), not the built-in packs.
+    #[arg(long, global = true)]
+    no_builtin: bool,
+    /// Add a pattern, written like an OpenClaw redactPatterns entry: a JavaScript regex
+    /// source (matched case-insensitively) or /body/flags. Repeatable.
+    #[arg(long, value_name = "REGEX", global = true)]
+    pattern: Vec<String>,
+    /// Add the rules of a TOML rule file (same format as the built-in packs). Repeatable.
+    #[arg(long, value_name = "FILE", global = true)]
+    rules: Vec<PathBuf>,
+    /// Turn a rule off by id. Repeatable.
+    #[arg(long, value_name = "ID", global = true)]
+    disable: Vec<String>,
+    /// Turn on an opt-in rule by id. Repeatable.
+    #[arg(long, value_name = "ID", global = true)]
+    enable: Vec<String>,
+    /// Keep only rules of this category: key, token, credential, network, custom. Repeatable.
+    #[arg(long, value_name = "CATEGORY", global = true, value_parser = parse_category)]
+    only: Vec<Category>,
+    /// Also redact the whole string value of this JSON key. Repeatable.
+    #[arg(long, value_name = "KEY", global = true)]
+    sensitive_key: Vec<String>,
+    /// Never change string values of this JSON key. Repeatable.
+    #[arg(long, value_name = "KEY", global = true)]
+    structural_key: Vec<String>,
+}
+
+fn parse_category(s: &str) -> Result<Category, String> {
+    Category::from_name(s)
+        .ok_or_else(|| format!("unknown category `{s}` (key, token, credential, network, custom)"))
+}
+
+/// An error already reported, carrying the exit code.
+struct Exit(u8);
+
+fn report(err: &Error) -> Exit {
+    eprintln!("clawscrub: {err}");
+    Exit(2)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Rules(RulesCommand::List { rules })) => {
+            // `clawscrub --only key rules list` and `clawscrub rules list --only key` both work.
+            let args = if rules.has_any() { rules } else { &cli.rules };
+            list_rules(args)
+        }
+        Some(Command::Rules(RulesCommand::Test { files })) => test_rules(files),
+        None => filter(&cli),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Exit(code)) => ExitCode::from(code),
+    }
+}
+
+impl RuleArgs {
+    fn has_any(&self) -> bool {
+        self.mask != "tag"
+            || self.hash_key_file.is_some()
+            || self.openclaw_config.is_some()
+            || self.no_openclaw_config
+            || self.no_builtin
+            || !self.pattern.is_empty()
+            || !self.rules.is_empty()
+            || !self.disable.is_empty()
+            || !self.enable.is_empty()
+            || !self.only.is_empty()
+    }
+
+    fn build(&self) -> Result<Scrubber, Exit> {
+        let hash_key = match &self.hash_key_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| report(&Error::io(path, e)))?),
+            None => std::env::var_os("CLAWSCRUB_HASH_KEY").map(|k| k.into_encoded_bytes()),
+        };
+        let hash_key = hash_key.map(|mut k| {
+            // A key file usually ends in a newline that is not part of the key.
+            while k.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                k.pop();
+            }
+            k
+        });
+        let mask = Mask::parse(&self.mask, hash_key).map_err(|e| report(&e))?;
+        let mut builder = Scrubber::builder().builtin(!self.no_builtin).mask(mask);
+        let config = match (&self.openclaw_config, self.no_openclaw_config) {
+            (_, true) => None,
+            (Some(path), false) => Some(path.clone()),
+            (None, false) => openclaw::default_config_path(),
+        };
+        if let Some(path) = config {
+            let patterns = openclaw::read_redact_patterns(&path).map_err(|e| report(&e))?;
+            let origin = format!("{}: logging.redactPatterns", path.display());
+            builder = builder.pack(self.user_pack(&origin, "redact-pattern-", &patterns)?);
+        }
+        if !self.pattern.is_empty() {
+            builder = builder.pack(self.user_pack("--pattern", "pattern-", &self.pattern)?);
+        }
+        for path in &self.rules {
+            let text = std::fs::read_to_string(path).map_err(|e| report(&Error::io(path, e)))?;
+            builder = builder
+                .pack(RulePack::parse(&path.display().to_string(), &text).map_err(|e| report(&e))?);
+        }
+        for id in &self.disable {
+            builder = builder.disable(id);
+        }
+        for id in &self.enable {
+            builder = builder.enable(id);
+        }
+        for &c in &self.only {
+            builder = builder.only(c);
+        }
+        for k in &self.sensitive_key {
+            builder = builder.sensitive_key(k);
+        }
+        for k in &self.structural_key {
+            builder = builder.structural_key(k);
+        }
+        builder.build().map_err(|e| report(&e))
+    }
+
+    fn user_pack(&self, origin: &str, prefix: &str, patterns: &[String]) -> Result<RulePack, Exit> {
+        let (pack, warnings) = openclaw::patterns_to_pack(origin, prefix, patterns, self.lenient)
+            .map_err(|e| report(&e))?;
+        for w in warnings {
+            eprintln!("clawscrub: warning: {w}");
+        }
+        Ok(pack)
+    }
+}
+
+trait IoContext {
+    fn io(path: &std::path::Path, e: io::Error) -> Error;
+}
+
+impl IoContext for Error {
+    fn io(path: &std::path::Path, e: io::Error) -> Error {
+        Error::Io {
+            context: path.display().to_string(),
+            source: e,
+        }
+    }
+}
+
+fn filter(cli: &Cli) -> Result<(), Exit> {
+    let scrubber = cli.rules.build()?;
+    let stdout = io::stdout();
+    let mut total = Stats::default();
+    let mut failed = false;
+    let stdin_only = [PathBuf::from("-")];
+    let files = if cli.files.is_empty() {
+        &stdin_only[..]
+    } else {
+        &cli.files[..]
+    };
+    for path in files {
+        let result = if path.as_os_str() == "-" {
+            scrubber.scrub(io::stdin().lock(), stdout.lock())
+        } else {
+            match File::open(path) {
+                Ok(file) => scrubber.scrub(file, stdout.lock()),
+                Err(e) => Err(Error::io(path, e)),
+            }
+        };
+        match result {
+            Ok(stats) => total.merge(&stats),
+            Err(e) if e.is_broken_pipe() => return Ok(()),
+            Err(Error::Io { context, source }) if context == "reading input" => {
+                eprintln!("clawscrub: {}: {source}", path.display());
+                failed = true;
+            }
+            Err(e) => {
+                let _ = report(&e);
+                failed = true;
+            }
+        }
+    }
+    match cli.stats {
+        Some(StatsFormat::Text) => eprint!("{}", total.to_text()),
+        Some(StatsFormat::Json) => eprintln!("{}", total.to_json()),
+        None => {}
+    }
+    if failed {
+        Err(Exit(2))
+    } else {
+        Ok(())
+    }
+}
+
+fn list_rules(args: &RuleArgs) -> Result<(), Exit> {
+    let scrubber = args.build()?;
+    let mut out = io::stdout().lock();
+    let rules = scrubber.rules();
+    let width = rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    for r in &rules {
+        let line = format!(
+            "{:width$}  {:10}  {}  [{}]\n",
+            r.id,
+            r.category.name(),
+            r.description,
+            r.trigger
+        );
+        if out.write_all(line.as_bytes()).is_err() {
+            return Ok(()); // Broken pipe: `clawscrub rules list | head`.
+        }
+    }
+    let _ = writeln!(out, "{} rules", rules.len());
+    Ok(())
+}
+
+fn test_rules(files: &[PathBuf]) -> Result<(), Exit> {
+    let mut packs = RulePack::builtin();
+    for path in files {
+        let text = std::fs::read_to_string(path).map_err(|e| report(&Error::io(path, e)))?;
+        packs.push(RulePack::parse(&path.display().to_string(), &text).map_err(|e| report(&e))?);
+    }
+    let (mut failed, mut checked) = (0, 0);
+    for pack in &packs {
+        let (failures, n) = check_examples(pack).map_err(|e| report(&e))?;
+        checked += n;
+        for f in &failures {
+            failed += 1;
+            println!(
+                "FAIL {} {} {}\n  input:    {:?}\n  expected: {:?}\n  actual:   {:?}",
+                f.origin, f.rule, f.which, f.input, f.expected, f.actual
+            );
+        }
+    }
+    println!("{} passed, {} failed", checked - failed, failed);
+    if failed > 0 {
+        Err(Exit(1))
+    } else {
+        Ok(())
+    }
+}

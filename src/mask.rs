@@ -1,0 +1,180 @@
+//! What a redacted secret is replaced with (`--mask`).
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::error::Error;
+
+/// OpenClaw's ellipsis, U+2026, as UTF-8.
+const ELLIPSIS: &str = "\u{2026}";
+
+/// A replacement style.
+#[derive(Clone)]
+pub enum Mask {
+    /// `[REDACTED:<rule-id>]`: says what was there without saying what it was.
+    Tag,
+    /// OpenClaw's own style: first 6 + `…` + last 4, `***` under 18 characters, PEM first and
+    /// last line. Output then matches what OpenClaw users already see; it keeps 10 characters of
+    /// each long secret, so prefer `tag` when the logs leave the machine.
+    OpenClaw,
+    /// `[REDACTED:<rule-id>:<8 hex of HMAC-SHA256(key, secret)>]`: the same secret gives the
+    /// same tag across runs and files, so leaks can be correlated without revealing them.
+    /// Keyed, because an unkeyed hash of a short secret falls to a dictionary.
+    Hash(Vec<u8>),
+    /// A fixed text.
+    Fixed(String),
+}
+
+impl std::fmt::Debug for Mask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mask::Tag => f.write_str("Tag"),
+            Mask::OpenClaw => f.write_str("OpenClaw"),
+            Mask::Hash(_) => f.write_str("Hash(<key>)"),
+            Mask::Fixed(t) => write!(f, "Fixed({t:?})"),
+        }
+    }
+}
+
+impl Mask {
+    /// Parses `tag`, `openclaw`, `hash` or `fixed=TEXT`; `hash_key` is required for `hash`.
+    pub fn parse(spec: &str, hash_key: Option<Vec<u8>>) -> Result<Mask, Error> {
+        match spec {
+            "tag" => Ok(Mask::Tag),
+            "openclaw" => Ok(Mask::OpenClaw),
+            "hash" => match hash_key {
+                Some(k) if !k.is_empty() => Ok(Mask::Hash(k)),
+                _ => Err(Error::Mask(
+                    "`hash` needs a key: set CLAWSCRUB_HASH_KEY or pass --hash-key-file \
+                     (unkeyed hashes of secrets can be reversed by dictionary)"
+                        .into(),
+                )),
+            },
+            _ => match spec.strip_prefix("fixed=") {
+                Some(text) if !text.is_empty() && !text.contains(['\n', '\r']) => {
+                    Ok(Mask::Fixed(text.into()))
+                }
+                Some(_) => Err(Error::Mask(
+                    "`fixed=TEXT` needs a non-empty single-line TEXT".into(),
+                )),
+                None => Err(Error::Mask(format!(
+                    "unknown mask `{spec}` (expected tag, openclaw, hash or fixed=TEXT)"
+                ))),
+            },
+        }
+    }
+
+    /// Appends the replacement for `secret` found by rule `rule_id` to `out` (unescaped).
+    pub(crate) fn render(&self, rule_id: &str, secret: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Mask::Tag => {
+                out.extend_from_slice(b"[REDACTED:");
+                out.extend_from_slice(rule_id.as_bytes());
+                out.push(b']');
+            }
+            Mask::Fixed(text) => out.extend_from_slice(text.as_bytes()),
+            Mask::Hash(key) => {
+                out.extend_from_slice(b"[REDACTED:");
+                out.extend_from_slice(rule_id.as_bytes());
+                out.push(b':');
+                out.extend_from_slice(hmac_hex8(key, secret).as_bytes());
+                out.push(b']');
+            }
+            Mask::OpenClaw => openclaw_style(secret, out),
+        }
+    }
+
+    /// True when `secret` already is (or contains) a mask of this style, so a second pass
+    /// leaves it alone: scrubbing is idempotent.
+    pub(crate) fn is_masked(&self, secret: &[u8]) -> bool {
+        let contains = |needle: &[u8]| memchr::memmem::find(secret, needle).is_some();
+        contains(b"[REDACTED")
+            || match self {
+                Mask::OpenClaw => contains(ELLIPSIS.as_bytes()) || secret == b"***",
+                Mask::Fixed(text) => contains(text.as_bytes()),
+                Mask::Tag | Mask::Hash(_) => false,
+            }
+    }
+}
+
+fn hmac_hex8(key: &[u8], secret: &[u8]) -> String {
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(secret);
+    let digest = mac.finalize().into_bytes();
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn openclaw_style(secret: &[u8], out: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(secret);
+    if text.starts_with("-----BEGIN") {
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let first = lines.next().unwrap_or_default();
+        out.extend_from_slice(first.as_bytes());
+        out.extend_from_slice("\n\u{2026}redacted\u{2026}".as_bytes());
+        if let Some(last) = lines.last().filter(|l| l.starts_with("-----END")) {
+            out.push(b'\n');
+            out.extend_from_slice(last.as_bytes());
+        }
+        return;
+    }
+    // OpenClaw counts JavaScript string units; characters are the same for ASCII secrets.
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() < 18 {
+        out.extend_from_slice(b"***");
+        return;
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(ELLIPSIS.as_bytes());
+    out.extend_from_slice(tail.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(m: &Mask, s: &str) -> String {
+        let mut out = Vec::new();
+        m.render("rule", s.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn openclaw_examples_from_its_docs() {
+        assert_eq!(
+            render(&Mask::OpenClaw, "sk-1234567890abcdef"),
+            "sk-123\u{2026}cdef"
+        );
+        assert_eq!(render(&Mask::OpenClaw, "shortvalue"), "***");
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIabc\nxyz\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(
+            render(&Mask::OpenClaw, pem),
+            "-----BEGIN RSA PRIVATE KEY-----\n\u{2026}redacted\u{2026}\n-----END RSA PRIVATE KEY-----"
+        );
+    }
+
+    #[test]
+    fn hash_is_keyed_and_stable() {
+        let a = Mask::Hash(b"k1".to_vec());
+        let b = Mask::Hash(b"k2".to_vec());
+        assert_eq!(render(&a, "hunter2"), render(&a, "hunter2"));
+        assert_ne!(render(&a, "hunter2"), render(&b, "hunter2"));
+        assert!(render(&a, "hunter2").starts_with("[REDACTED:rule:"));
+        assert!(Mask::parse("hash", None).is_err());
+    }
+
+    #[test]
+    fn masks_are_recognised() {
+        for m in [
+            Mask::Tag,
+            Mask::OpenClaw,
+            Mask::Hash(b"k".to_vec()),
+            Mask::Fixed("XX".into()),
+        ] {
+            let out = render(&m, "sk-1234567890abcdefghij");
+            assert!(m.is_masked(out.as_bytes()), "{m:?} {out}");
+        }
+    }
+}

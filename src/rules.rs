@@ -1,0 +1,381 @@
+//! Redaction rules: the TOML rule format, the built-in packs, and the compiled form the engine runs.
+//!
+//! A rule names the anchor literals that must occur for it to fire, a regex that confirms the
+//! secret around an anchor hit, which capture group is the secret, and validators that reject
+//! look-alikes. Keeping anchors explicit is what lets one SIMD literal search over the whole
+//! buffer stand in for running every regex over every byte.
+
+use std::fmt;
+
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::literals;
+use crate::validate::Validator;
+
+/// What kind of secret a rule finds; `--only` selects rules by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    /// Vendor API keys with a recognisable prefix.
+    Key,
+    /// Bearer tokens, JWTs, private keys.
+    Token,
+    /// Values next to a sensitive name: `PASSWORD=…`, `--token …`, `"apiKey": …`.
+    Credential,
+    /// Internal IP addresses.
+    Network,
+    /// The user's own patterns.
+    Custom,
+}
+
+impl Category {
+    /// Every category, in display order.
+    pub const ALL: [Category; 5] = [
+        Category::Key,
+        Category::Token,
+        Category::Credential,
+        Category::Network,
+        Category::Custom,
+    ];
+
+    /// The lower-case name used in rule files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::Key => "key",
+            Category::Token => "token",
+            Category::Credential => "credential",
+            Category::Network => "network",
+            Category::Custom => "custom",
+        }
+    }
+
+    /// Parses a category name as written in rule files.
+    pub fn from_name(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a rule's anchors must match the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnchorCase {
+    /// Byte for byte (vendor prefixes such as `AKIA`, `ghp_`).
+    #[default]
+    Sensitive,
+    /// Ignoring ASCII case (names such as `password`, `Bearer`).
+    Insensitive,
+}
+
+/// Hand-written hit generators for rules whose secrets have no literal to anchor on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scanner {
+    /// A `:` after a 4-hex group starting `fc`, `fd` or `fe8`–`feb` (IPv6 ULA, link-local).
+    Ipv6,
+    /// A `:` after six or more ASCII digits (Telegram-style `123456:token`).
+    DigitsColon,
+}
+
+/// One input → expected output pair that `rules test` and `cargo test` check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    /// Text fed to a scrubber that has only this rule active and the `tag` mask.
+    pub input: String,
+    /// The exact expected output.
+    pub output: String,
+}
+
+/// A rule as written in a `patterns/*.toml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique, kebab-case; appears in masks (`[REDACTED:<id>]`) and reports.
+    pub id: String,
+    /// One line for `rules list`.
+    pub description: String,
+    /// What kind of secret this is.
+    pub category: Category,
+    /// Confirms a candidate; regex-syntax dialect, ASCII semantics unless `unicode = true`.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Literals at least one of which occurs in every match. Derived from the regex when empty.
+    #[serde(default)]
+    pub anchors: Vec<String>,
+    /// How the anchors must match.
+    #[serde(default)]
+    pub anchor_case: AnchorCase,
+    /// A hand-written hit generator used instead of anchors.
+    #[serde(default)]
+    pub scanner: Option<Scanner>,
+    /// The capture group holding the secret; 0 is the whole match.
+    #[serde(default)]
+    pub secret_group: usize,
+    /// Checks a candidate secret must pass (`ipv4-private`, `entropy >= 3.5`, …).
+    #[serde(default, alias = "validator", deserialize_with = "one_or_many")]
+    pub validators: Vec<String>,
+    /// JSON keys whose whole string value is the secret (case and `_`/`-` ignored).
+    #[serde(default)]
+    pub json_keys: Vec<String>,
+    /// For multi-line blocks in plain text: a regex matching the line that closes the block.
+    #[serde(default)]
+    pub block_end: Option<String>,
+    /// Compile the regex with Unicode classes and word boundaries.
+    #[serde(default)]
+    pub unicode: bool,
+    /// Opt-in rules ship with `enabled = false`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Checked by `rules test`: each input must scrub to its output.
+    #[serde(default)]
+    pub examples: Vec<Example>,
+    /// Checked by `rules test`: each must come out unchanged.
+    #[serde(default)]
+    pub negative_examples: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl RuleSpec {
+    /// A custom rule from a bare regex, as `--pattern` and `redactPatterns` give them.
+    pub fn custom(id: String, regex: String, unicode: bool) -> RuleSpec {
+        RuleSpec {
+            description: "user pattern".to_string(),
+            id,
+            category: Category::Custom,
+            regex: Some(regex),
+            anchors: Vec::new(),
+            anchor_case: AnchorCase::Sensitive,
+            scanner: None,
+            secret_group: 0,
+            validators: Vec::new(),
+            json_keys: Vec::new(),
+            block_end: None,
+            unicode,
+            enabled: true,
+            examples: Vec::new(),
+            negative_examples: Vec::new(),
+        }
+    }
+}
+
+/// A named list of rules: one built-in `patterns/*.toml` file or a user `--rules` file.
+#[derive(Debug, Clone)]
+pub struct RulePack {
+    /// The file stem (`keys`) or path the rules came from.
+    pub origin: String,
+    /// The rules in file order (earlier rules win ties).
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+/// The built-in packs, embedded at build time, in priority order.
+const BUILTIN: [(&str, &str); 5] = [
+    ("keys", include_str!("../patterns/keys.toml")),
+    ("tokens", include_str!("../patterns/tokens.toml")),
+    ("credentials", include_str!("../patterns/credentials.toml")),
+    ("network", include_str!("../patterns/network.toml")),
+    ("openclaw", include_str!("../patterns/openclaw.toml")),
+];
+
+impl RulePack {
+    /// Parses a rule file in clawscrub's TOML format.
+    pub fn parse(origin: &str, text: &str) -> Result<RulePack, Error> {
+        let file: RuleFile =
+            toml::from_str(text).map_err(|e| Error::rule(origin, e.message().to_string()))?;
+        Ok(RulePack {
+            origin: origin.to_string(),
+            rules: file.rule,
+        })
+    }
+
+    /// The packs shipped in the binary: keys, tokens, credentials, network, openclaw.
+    pub fn builtin() -> Vec<RulePack> {
+        BUILTIN
+            .iter()
+            .map(|(name, text)| {
+                // The packs are checked by `cargo test`; a parse failure here is a build defect.
+                RulePack::parse(&format!("patterns/{name}.toml"), text)
+                    .unwrap_or_else(|e| panic!("built-in rule pack is invalid: {e}"))
+            })
+            .collect()
+    }
+}
+
+/// A rule ready to run: its regexes compiled, anchors and validators resolved.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub id: String,
+    pub description: String,
+    pub category: Category,
+    pub regex: Option<meta::Regex>,
+    pub secret_group: usize,
+    pub validators: Vec<Validator>,
+    /// Normalised (lower case, no `_`/`-`) sensitive JSON key names.
+    pub json_keys: Vec<Vec<u8>>,
+    pub block_end: Option<meta::Regex>,
+    /// Lower-cased anchors; empty with a scanner, or when no anchor could be derived.
+    pub anchors: Vec<Vec<u8>>,
+    pub anchor_case: AnchorCase,
+    /// Original-case anchors, checked after a case-insensitive hit when `anchor_case` is sensitive.
+    pub exact_anchors: Vec<Vec<u8>>,
+    pub scanner: Option<Scanner>,
+    /// How far from an anchor a match may reach; bounds the confirmation window.
+    pub reach: usize,
+}
+
+/// Confirmation windows never extend further than this from an anchor hit.
+pub(crate) const MAX_REACH: usize = 64 * 1024;
+
+/// Builds a regex with the engine's settings: bytes haystacks, no backtracking engine.
+pub(crate) fn compile_regex(pattern: &str, unicode: bool) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .syntax(syntax::Config::new().unicode(unicode).utf8(false))
+        .configure(meta::Config::new().utf8_empty(false).backtrack(false))
+        .build(pattern)
+        .map_err(|e| match e.syntax_error() {
+            // regex-syntax's Display quotes the pattern, which may hold a literal secret.
+            Some(se) => format!("invalid regex: {}", syntax_error_kind(se)),
+            None => "regex too large to compile".to_string(),
+        })
+}
+
+fn syntax_error_kind(err: &regex_syntax::Error) -> String {
+    match err {
+        regex_syntax::Error::Parse(e) => {
+            format!("{} (at byte {})", e.kind(), e.span().start.offset)
+        }
+        regex_syntax::Error::Translate(e) => {
+            format!("{} (at byte {})", e.kind(), e.span().start.offset)
+        }
+        _ => "unsupported syntax".to_string(),
+    }
+}
+
+/// Normalises a JSON key for comparison: ASCII lower case without `_` and `-`.
+pub(crate) fn normalize_key(key: &[u8]) -> Vec<u8> {
+    key.iter()
+        .filter(|&&b| b != b'_' && b != b'-')
+        .map(u8::to_ascii_lowercase)
+        .collect()
+}
+
+impl Rule {
+    /// Compiles a spec; `origin` names the file for error messages.
+    pub fn compile(spec: &RuleSpec, origin: &str) -> Result<Rule, Error> {
+        let fail = |msg: String| Error::rule(origin, format!("rule `{}`: {msg}", spec.id));
+        if spec.id.is_empty()
+            || !spec
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::rule(
+                origin,
+                "rule id must be non-empty ASCII letters, digits, `-` or `_`",
+            ));
+        }
+        let regex = match &spec.regex {
+            Some(re) => Some(compile_regex(re, spec.unicode).map_err(fail)?),
+            None if spec.json_keys.is_empty() => {
+                return Err(fail("needs a `regex` or `json_keys`".into()))
+            }
+            None => None,
+        };
+        if let Some(re) = &regex {
+            let groups = re.group_info().group_len(regex_automata::PatternID::ZERO);
+            if spec.secret_group >= groups {
+                return Err(fail(format!(
+                    "secret_group {} but the regex has {} capture group(s)",
+                    spec.secret_group,
+                    groups - 1
+                )));
+            }
+        }
+        let validators = spec
+            .validators
+            .iter()
+            .map(|v| Validator::parse(v).map_err(|m| fail(m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let block_end = match &spec.block_end {
+            Some(re) => Some(compile_regex(re, spec.unicode).map_err(fail)?),
+            None => None,
+        };
+        let mut anchors: Vec<Vec<u8>> =
+            spec.anchors.iter().map(|a| a.as_bytes().to_vec()).collect();
+        let mut anchor_case = spec.anchor_case;
+        if let Some(a) = anchors.iter().find(|a| a.is_empty()) {
+            return Err(fail(format!("empty anchor ({} bytes)", a.len())));
+        }
+        if anchors.is_empty() && spec.scanner.is_none() {
+            if let Some(re) = &spec.regex {
+                // Derived anchors are lower-cased and matched case-insensitively: always sound.
+                if let Some(found) = literals::required_literals(re, spec.unicode) {
+                    anchors = found;
+                    anchor_case = AnchorCase::Insensitive;
+                }
+            }
+        }
+        let exact_anchors = anchors.clone();
+        let anchors = anchors.iter().map(|a| a.to_ascii_lowercase()).collect();
+        let reach = spec
+            .regex
+            .as_deref()
+            .and_then(|re| literals::maximum_len(re, spec.unicode))
+            .map_or(MAX_REACH, |n| n.min(MAX_REACH));
+        Ok(Rule {
+            id: spec.id.clone(),
+            description: spec.description.clone(),
+            category: spec.category,
+            regex,
+            secret_group: spec.secret_group,
+            validators,
+            json_keys: spec
+                .json_keys
+                .iter()
+                .map(|k| normalize_key(k.as_bytes()))
+                .collect(),
+            block_end,
+            anchors,
+            anchor_case,
+            exact_anchors,
+            scanner: spec.scanner,
+            reach,
+        })
+    }
+
+    /// True when this rule has neither anchors, a scanner nor JSON keys: it must look at every line.
+    pub fn is_unanchored(&self) -> bool {
+        self.anchors.is_empty() && self.scanner.is_none() && self.regex.is_some()
+    }
+}

@@ -1,0 +1,363 @@
+//! Scrubbing one line: JSON-aware when the line is JSON, plain text otherwise, with the bounded
+//! state that carries a multi-line PEM block from line to line.
+
+use crate::engine::{MatchCache, Span};
+use crate::json::{self, StringValue};
+use crate::rules::normalize_key;
+use crate::validate::is_placeholder;
+use crate::Scrubber;
+
+/// Strings whose decoded text is JSON are scrubbed as JSON this many levels down.
+const MAX_JSON_DEPTH: usize = 4;
+/// A PEM block in plain text is followed for at most this many lines.
+const MAX_BLOCK_LINES: usize = 400;
+
+/// A replacement of `start..end` (in the text being scrubbed) by `text`.
+#[derive(Debug)]
+struct Edit {
+    start: usize,
+    end: usize,
+    text: Vec<u8>,
+}
+
+/// A multi-line secret (PEM private key) opened on an earlier plain-text line.
+struct OpenBlock {
+    rule: usize,
+    lines: usize,
+}
+
+/// Per-thread scrubbing state: regex caches, scratch buffers, block state and counters.
+pub(crate) struct Session<'a> {
+    scrubber: &'a Scrubber,
+    cache: MatchCache,
+    spans: Vec<Span>,
+    tokens: Vec<Vec<StringValue>>,
+    decoded: Vec<(Vec<u8>, Vec<u32>)>,
+    block: Option<OpenBlock>,
+    /// Redactions per rule index.
+    pub counts: Vec<u64>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(scrubber: &'a Scrubber) -> Session<'a> {
+        Session {
+            cache: scrubber.matcher.new_cache(),
+            counts: vec![0; scrubber.matcher.rules.len()],
+            scrubber,
+            spans: Vec::new(),
+            tokens: (0..=MAX_JSON_DEPTH).map(|_| Vec::new()).collect(),
+            decoded: (0..=MAX_JSON_DEPTH)
+                .map(|_| (Vec::new(), Vec::new()))
+                .collect(),
+            block: None,
+        }
+    }
+
+    /// True while a multi-line block is open: the next line must be scrubbed, hit or not.
+    pub fn in_block(&self) -> bool {
+        self.block.is_some()
+    }
+
+    /// Closes an open block: an over-long line is no PEM body.
+    pub fn end_block(&mut self) {
+        self.block = None;
+    }
+
+    /// Appends the scrubbed `line` (with its `\n`, if any) to `out`.
+    pub fn scrub_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut edits = Vec::new();
+        let mut done = false;
+        if self.block.is_some() {
+            done = self.continue_block(content, &mut edits);
+        }
+        if !done {
+            let json =
+                json::looks_like_json(content) && self.scrub_json(content, 0, &mut edits).is_ok();
+            if !json {
+                edits.clear();
+                self.scrub_plain(content, &mut edits);
+            }
+        }
+        apply(content, &mut edits, out);
+        out.extend_from_slice(&line[content.len()..]);
+    }
+
+    /// Scrubs raw text with no JSON awareness (used for windows of over-long lines).
+    /// Spans are kept clear of JSON string boundaries when `json_safe` is set.
+    pub fn scrub_window(
+        &mut self,
+        text: &[u8],
+        accept: std::ops::Range<usize>,
+        json_safe: bool,
+    ) -> Vec<(usize, usize, Vec<u8>)> {
+        let matcher = &self.scrubber.matcher;
+        matcher.find(text, &mut self.cache, &self.scrubber.mask, &mut self.spans);
+        let mut edits = Vec::new();
+        for &span in &self.spans {
+            let (mut start, mut end) = (span.start, span.end);
+            if !accept.contains(&start) {
+                continue;
+            }
+            if json_safe {
+                (start, end) = widen_to_escapes(text, start, end);
+                if text[start..end].contains(&b'"')
+                    && !all_quotes_escaped(&text[start..end], text, start)
+                {
+                    continue;
+                }
+            }
+            let mut masked = Vec::new();
+            self.scrubber
+                .mask
+                .render(&matcher.rules[span.rule].id, &text[start..end], &mut masked);
+            let text = if json_safe {
+                escaped_text(&masked)
+            } else {
+                one_line(masked)
+            };
+            self.counts[span.rule] += 1;
+            edits.push((start, end, text));
+        }
+        edits
+    }
+
+    fn scrub_plain(&mut self, content: &[u8], edits: &mut Vec<Edit>) {
+        let matcher = &self.scrubber.matcher;
+        matcher.find(
+            content,
+            &mut self.cache,
+            &self.scrubber.mask,
+            &mut self.spans,
+        );
+        for &span in &self.spans {
+            let rule = &matcher.rules[span.rule];
+            let secret = &content[span.start..span.end];
+            let mut text = Vec::new();
+            self.scrubber.mask.render(&rule.id, secret, &mut text);
+            let text = one_line(text);
+            self.counts[span.rule] += 1;
+            if let Some(end_re) = &rule.block_end {
+                let closed = end_re.is_match(secret);
+                let at_line_end = content[span.end..].iter().all(u8::is_ascii_whitespace);
+                if !closed && at_line_end {
+                    self.block = Some(OpenBlock {
+                        rule: span.rule,
+                        lines: 0,
+                    });
+                }
+            }
+            edits.push(Edit {
+                start: span.start,
+                end: span.end,
+                text,
+            });
+        }
+    }
+
+    /// Handles a line inside an open block; false when the block ended without this line.
+    fn continue_block(&mut self, content: &[u8], edits: &mut Vec<Edit>) -> bool {
+        let Some(block) = self.block.as_mut() else {
+            return false;
+        };
+        block.lines += 1;
+        let rule = &self.scrubber.matcher.rules[block.rule];
+        if let Some(m) = rule.block_end.as_ref().and_then(|re| re.find(content)) {
+            self.block = None;
+            edits.push(Edit {
+                start: 0,
+                end: m.end(),
+                text: Vec::new(),
+            });
+            return true;
+        }
+        if block.lines > MAX_BLOCK_LINES || !looks_like_block_body(content) {
+            self.block = None;
+            return false;
+        }
+        edits.push(Edit {
+            start: 0,
+            end: content.len(),
+            text: Vec::new(),
+        });
+        true
+    }
+
+    fn scrub_json(
+        &mut self,
+        text: &[u8],
+        depth: usize,
+        edits: &mut Vec<Edit>,
+    ) -> Result<(), json::NotJson> {
+        let mut tokens = std::mem::take(&mut self.tokens[depth]);
+        let result = json::tokenize(text, &mut tokens);
+        if result.is_ok() {
+            for value in &tokens {
+                self.scrub_value(text, value, depth, edits);
+            }
+        }
+        self.tokens[depth] = tokens;
+        result
+    }
+
+    fn scrub_value(
+        &mut self,
+        text: &[u8],
+        value: &StringValue,
+        depth: usize,
+        edits: &mut Vec<Edit>,
+    ) {
+        let scrubber = self.scrubber;
+        let key = value.key.map(|(s, e)| &text[s..e]);
+        if key.is_some_and(|k| scrubber.structural_keys.iter().any(|s| s.as_slice() == k)) {
+            return;
+        }
+        let raw = &text[value.start..value.end];
+        if raw.is_empty() {
+            return;
+        }
+        let (mut decoded, mut map) = std::mem::take(&mut self.decoded[depth]);
+        let escaped = memchr::memchr(b'\\', raw).is_some();
+        if escaped {
+            json::decode(raw, &mut decoded, &mut map);
+        }
+        let plain: &[u8] = if escaped { &decoded } else { raw };
+        let to_raw = |s: usize, e: usize| -> (usize, usize) {
+            let (s, e) = if escaped {
+                json::raw_range(&map, raw.len(), s, e)
+            } else {
+                (s, e)
+            };
+            (value.start + s, value.start + e)
+        };
+        let sensitive = match (scrubber.matcher.json_key_rule, key) {
+            (Some(rule), Some(k))
+                if scrubber.matcher.rules[rule]
+                    .json_keys
+                    .contains(&normalize_key(k)) =>
+            {
+                Some(rule)
+            }
+            _ => None,
+        };
+        if let Some(rule) = sensitive {
+            if !is_placeholder(plain) && !scrubber.mask.is_masked(plain) {
+                let mut masked = Vec::new();
+                scrubber
+                    .mask
+                    .render(&scrubber.matcher.rules[rule].id, plain, &mut masked);
+                self.counts[rule] += 1;
+                edits.push(Edit {
+                    start: value.start,
+                    end: value.end,
+                    text: escaped_text(&masked),
+                });
+            }
+        } else {
+            let nested = depth < MAX_JSON_DEPTH && json::looks_like_json(plain) && {
+                let mut inner = Vec::new();
+                let ok = self.scrub_json(plain, depth + 1, &mut inner).is_ok();
+                edits.extend(inner.into_iter().map(|e| {
+                    let (start, end) = to_raw(e.start, e.end);
+                    Edit {
+                        start,
+                        end,
+                        text: escaped_text(&e.text),
+                    }
+                }));
+                ok
+            };
+            if !nested {
+                let matcher = &scrubber.matcher;
+                matcher.find(plain, &mut self.cache, &scrubber.mask, &mut self.spans);
+                for &span in &self.spans {
+                    let mut masked = Vec::new();
+                    scrubber.mask.render(
+                        &matcher.rules[span.rule].id,
+                        &plain[span.start..span.end],
+                        &mut masked,
+                    );
+                    let (start, end) = to_raw(span.start, span.end);
+                    self.counts[span.rule] += 1;
+                    edits.push(Edit {
+                        start,
+                        end,
+                        text: escaped_text(&masked),
+                    });
+                }
+            }
+        }
+        self.decoded[depth] = (decoded, map);
+    }
+}
+
+fn escaped_text(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    json::escape_into(text, &mut out);
+    out
+}
+
+/// A plain line stays one line, whatever the mask renders (OpenClaw's PEM style has newlines).
+fn one_line(mut text: Vec<u8>) -> Vec<u8> {
+    for b in text.iter_mut().filter(|b| **b == b'\n' || **b == b'\r') {
+        *b = b' ';
+    }
+    text
+}
+
+fn apply(content: &[u8], edits: &mut [Edit], out: &mut Vec<u8>) {
+    edits.sort_by_key(|e| e.start);
+    let mut pos = 0;
+    for e in edits.iter() {
+        if e.start < pos {
+            continue; // Cannot happen with resolved spans; never write a byte twice.
+        }
+        out.extend_from_slice(&content[pos..e.start]);
+        out.extend_from_slice(&e.text);
+        pos = e.end;
+    }
+    out.extend_from_slice(&content[pos..]);
+}
+
+/// Base64 lines, PEM headers (`Proc-Type: 4,ENCRYPTED`) and blank lines continue a block.
+fn looks_like_block_body(line: &[u8]) -> bool {
+    let line = line.trim_ascii();
+    let base64 = line
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    let header = line.starts_with(b"Proc-Type:")
+        || line.starts_with(b"DEK-Info:")
+        || line.starts_with(b"Comment:");
+    (base64 && line.len() <= 128) || header
+}
+
+/// Widens `start..end` so neither end falls inside a `\x` or `\uXXXX` escape.
+fn widen_to_escapes(text: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let escape_start = |pos: usize| -> Option<usize> {
+        // Look back up to 5 bytes for a backslash that begins an escape covering `pos`.
+        (pos.saturating_sub(5)..pos).find(|&i| {
+            text[i] == b'\\' && backslashes_before(text, i) % 2 == 0 && {
+                let len = if text.get(i + 1) == Some(&b'u') { 6 } else { 2 };
+                i + len > pos
+            }
+        })
+    };
+    let start = escape_start(start).unwrap_or(start);
+    let end = match escape_start(end) {
+        Some(i) => (i + if text.get(i + 1) == Some(&b'u') { 6 } else { 2 }).min(text.len()),
+        None => end,
+    };
+    (start, end)
+}
+
+fn backslashes_before(text: &[u8], i: usize) -> usize {
+    text[..i].iter().rev().take_while(|&&b| b == b'\\').count()
+}
+
+/// True when every `"` in `span` (starting at `offset` in `text`) is escaped.
+fn all_quotes_escaped(span: &[u8], text: &[u8], offset: usize) -> bool {
+    span.iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'"')
+        .all(|(i, _)| backslashes_before(text, offset + i) % 2 == 1)
+}
