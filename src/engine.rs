@@ -192,8 +192,8 @@ impl Matcher {
         });
         let colon = if self.has_colon_scanners() {
             match *colon_hint {
+                Some(usize::MAX) => None,
                 Some(c) if c >= from => Some(c),
-                Some(c) if c == usize::MAX => None,
                 _ => {
                     let found = memchr::memchr_iter(b':', &text[from..])
                         .map(|i| from + i)
