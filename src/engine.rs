@@ -5,13 +5,18 @@
 //! searcher (Teddy) serves case-insensitive anchors too; aho-corasick's own case-insensitive
 //! mode would give up the SIMD path. Case-sensitive anchors are re-checked on the original bytes.
 
-use aho_corasick::{AhoCorasick, Input as AcInput, MatchKind};
+use aho_corasick::{packed, AhoCorasick, Input as AcInput, MatchKind};
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::Input;
 
+use crate::json;
 use crate::mask::Mask;
-use crate::rules::{AnchorCase, Rule, Scanner};
+use crate::rules::{normalize_key, AnchorCase, HitCheck, Rule, Scanner};
+
+/// Block-level literal search runs in groups of at most this many literals: aho-corasick's
+/// SIMD searcher (Teddy) handles a small set at several GB/s but is not used for large ones.
+const GROUP_SIZE: usize = 32;
 
 /// A text this short is confirmed whole per triggered rule rather than in windows.
 const WHOLE_TEXT: usize = 16 * 1024;
@@ -29,14 +34,53 @@ pub(crate) struct Span {
 pub(crate) struct Matcher {
     pub rules: Vec<Rule>,
     anchors: Option<AhoCorasick>,
-    /// For each anchor literal: the rules it triggers (rules whose anchor is a substring of it,
-    /// because leftmost-longest search reports only the longest literal at a position).
+    /// The same literals split into small groups for the block-level search, each group with
+    /// the global ids of its literals.
+    groups: Vec<(LiteralGroup, Vec<usize>)>,
+    /// For each searched literal: the rules it triggers (rules whose anchor is a substring of
+    /// it, because leftmost-longest search reports only the longest literal at a position).
     triggers: Vec<Vec<usize>>,
+    /// For each searched literal: the anchor literal it stands for (itself, or its unescaped
+    /// form), with the offsets in it where each triggered rule's anchor occurs.
+    trigger_offsets: Vec<Vec<(usize, usize)>>,
+    /// For each searched literal: how much decoded text its rules' hit checks need.
+    check_reach: Vec<usize>,
     ipv6_rules: Vec<usize>,
     digits_colon_rules: Vec<usize>,
     unanchored: Vec<usize>,
     /// The rule redacting whole values of sensitive JSON keys, if active.
     pub json_key_rule: Option<usize>,
+}
+
+/// A group of literals searched together: Teddy (SIMD) when the CPU has it. aho-corasick's
+/// own choice for a small set can be a rare-byte prefilter, and its idea of a rare byte (`\\`)
+/// is the most common one in escaped JSON.
+#[derive(Debug)]
+enum LiteralGroup {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl LiteralGroup {
+    /// The leftmost(-longest) literal at or after `from`: its start and index in the group.
+    fn find(&self, haystack: &[u8], from: usize) -> Option<(usize, usize)> {
+        match self {
+            LiteralGroup::Packed(s) => s
+                .find_in(haystack, aho_corasick::Span::from(from..haystack.len()))
+                .map(|m| (m.start(), m.pattern().as_usize())),
+            LiteralGroup::Automaton(ac) => ac
+                .find(AcInput::new(haystack).span(from..haystack.len()))
+                .map(|m| (m.start(), m.pattern().as_usize())),
+        }
+    }
+}
+
+/// Where the block-level search stands in one region: the next hit of each literal group and
+/// of the colon scanners (`usize::MAX`: none left), so that no byte is searched twice.
+#[derive(Debug, Default)]
+pub(crate) struct TriggerScan {
+    groups: Vec<Option<(usize, usize)>>,
+    colon: Option<usize>,
 }
 
 /// Per-thread scratch: regex caches and buffers reused across calls.
@@ -45,6 +89,12 @@ pub(crate) struct MatchCache {
     lower: Vec<u8>,
     hits: Vec<(usize, usize, usize)>,
     candidates: Vec<Span>,
+    /// The JSON-decoded text after a block-level hit, and its offset map.
+    window: Vec<u8>,
+    window_next: Vec<u8>,
+    window_map: Vec<u32>,
+    /// Caches of the rules' hit-check regexes, made on first use.
+    check: Vec<Option<meta::Cache>>,
 }
 
 /// Appends `lit` as it appears inside one more level of JSON string escaping.
@@ -86,21 +136,24 @@ impl Matcher {
                 }
             }
         }
-        let mut triggers: Vec<Vec<usize>> = patterns
-            .iter()
-            .map(|(_, base)| {
-                rules
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| {
-                        r.anchors
-                            .iter()
-                            .any(|a| memchr::memmem::find(base, a).is_some())
-                    })
-                    .map(|(i, _)| i)
-                    .collect()
-            })
-            .collect();
+        let mut triggers: Vec<Vec<usize>> = Vec::with_capacity(patterns.len());
+        let mut trigger_offsets: Vec<Vec<(usize, usize)>> = Vec::with_capacity(patterns.len());
+        for (_, base) in &patterns {
+            let mut rules_here = Vec::new();
+            let mut offsets = Vec::new();
+            for (i, r) in rules.iter().enumerate() {
+                for a in &r.anchors {
+                    for at in memchr::memmem::find_iter(base, a) {
+                        offsets.push((i, at));
+                    }
+                }
+                if offsets.last().is_some_and(|&(r, _)| r == i) {
+                    rules_here.push(i);
+                }
+            }
+            triggers.push(rules_here);
+            trigger_offsets.push(offsets);
+        }
         let mut patterns: Vec<Vec<u8>> = patterns.into_iter().map(|(p, _)| p).collect();
         if !patterns.is_empty() {
             // `\u0041`-style escapes of printable ASCII can hide any anchor in a raw JSON line;
@@ -108,7 +161,43 @@ impl Matcher {
             for d in b'2'..=b'7' {
                 patterns.push(vec![b'\\', b'u', b'0', b'0', d]);
                 triggers.push(Vec::new());
+                trigger_offsets.push(Vec::new());
             }
+        }
+        let build = |pats: &[Vec<u8>]| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(pats)
+                .map_err(|e| format!("anchor automaton: {e}"))
+        };
+        let mut groups = Vec::new();
+        // Teddy fingerprints the first (up to four) bytes of each literal, as many as the
+        // shortest literal in its group has: short literals get groups of their own, so they
+        // do not make every other literal's fingerprint weaker.
+        let mut ids: Vec<usize> = (0..patterns.len()).collect();
+        ids.sort_by_key(|&i| (patterns[i].len().min(4), i));
+        let mut chunks: Vec<Vec<usize>> = Vec::new();
+        for &i in &ids {
+            let len = patterns[i].len().min(4);
+            match chunks.last_mut() {
+                Some(c) if c.len() < GROUP_SIZE && patterns[c[0]].len().min(4) == len => c.push(i),
+                _ => chunks.push(vec![i]),
+            }
+        }
+        for chunk in &chunks {
+            let pats: Vec<&Vec<u8>> = chunk.iter().map(|&i| &patterns[i]).collect();
+            let group = match packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostLongest)
+                .builder()
+                .extend(&pats)
+                .build()
+            {
+                Some(teddy) => LiteralGroup::Packed(teddy),
+                None => LiteralGroup::Automaton(build(
+                    &pats.iter().map(|p| p.to_vec()).collect::<Vec<_>>(),
+                )?),
+            };
+            groups.push((group, chunk.clone()));
         }
         let anchors = if patterns.is_empty() {
             None
@@ -139,25 +228,36 @@ impl Matcher {
                 .collect(),
             json_key_rule: rules.iter().position(|r| !r.json_keys.is_empty()),
             anchors,
+            groups,
             triggers,
+            check_reach: trigger_offsets
+                .iter()
+                .map(|offsets| {
+                    offsets
+                        .iter()
+                        .map(|&(r, at)| match &rules[r].hit_check {
+                            HitCheck::Regex { reach, .. } => at + reach,
+                            _ => 0,
+                        })
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect(),
+            trigger_offsets,
             rules,
         })
     }
 
     pub fn new_cache(&self) -> MatchCache {
         MatchCache {
-            regex: self
-                .rules
-                .iter()
-                .map(|r| {
-                    r.regex
-                        .as_ref()
-                        .map(|re| (re.create_cache(), re.create_captures()))
-                })
-                .collect(),
+            regex: self.rules.iter().map(|_| None).collect(),
             lower: Vec::new(),
             hits: Vec::new(),
             candidates: Vec::new(),
+            window: Vec::new(),
+            window_next: Vec::new(),
+            window_map: Vec::new(),
+            check: self.rules.iter().map(|_| None).collect(),
         }
     }
 
@@ -178,27 +278,58 @@ impl Matcher {
     }
 
     /// The first position at or after `from` where an anchor or a scanner could fire.
-    /// `lower` is `text` lower-cased. This is the block-level fast path: no regex runs here.
+    /// `lower` is `text` lower-cased. This is the block-level fast path: anchor hits are checked
+    /// in place (see [`HitCheck`]) and only those that may lead to a secret are reported.
     pub fn next_trigger(
         &self,
         text: &[u8],
         lower: &[u8],
         from: usize,
-        colon_hint: &mut Option<usize>,
+        scan: &mut TriggerScan,
+        cache: &mut MatchCache,
     ) -> Option<usize> {
-        let anchor = self.anchors.as_ref().and_then(|ac| {
-            ac.find(AcInput::new(lower).span(from..lower.len()))
-                .map(|m| m.start())
-        });
+        scan.groups.resize(self.groups.len(), None);
+        let anchor = loop {
+            // The next hit of each group, searched again only when it lies before `from`.
+            let mut best: Option<(usize, usize, usize)> = None;
+            for (g, (ac, ids)) in self.groups.iter().enumerate() {
+                let hit = match scan.groups[g] {
+                    Some((usize::MAX, _)) => None,
+                    Some((start, p)) if start >= from => Some((start, p)),
+                    _ => {
+                        let found = ac.find(lower, from).map(|(start, p)| (start, ids[p]));
+                        scan.groups[g] = Some(found.unwrap_or((usize::MAX, 0)));
+                        found
+                    }
+                };
+                if let Some((start, p)) = hit {
+                    if best.is_none_or(|(b, _, _)| start < b) {
+                        best = Some((start, p, g));
+                    }
+                }
+            }
+            let Some((start, pattern, g)) = best else {
+                break None;
+            };
+            if self.hit_may_fire(text, start, pattern, cache) {
+                break Some(start);
+            }
+            // Rejected: this group searches on from the next byte; the others keep their hits.
+            let (ac, ids) = &self.groups[g];
+            scan.groups[g] = Some(
+                ac.find(lower, start + 1)
+                    .map_or((usize::MAX, 0), |(start, p)| (start, ids[p])),
+            );
+        };
         let colon = if self.has_colon_scanners() {
-            match *colon_hint {
+            match scan.colon {
                 Some(usize::MAX) => None,
                 Some(c) if c >= from => Some(c),
                 _ => {
                     let found = memchr::memchr_iter(b':', &text[from..])
                         .map(|i| from + i)
                         .find(|&q| self.colon_fires(text, q));
-                    *colon_hint = Some(found.unwrap_or(usize::MAX));
+                    scan.colon = Some(found.unwrap_or(usize::MAX));
                     found
                 }
             }
@@ -209,6 +340,60 @@ impl Matcher {
             (Some(a), Some(c)) => Some(a.min(c)),
             (a, c) => a.or(c),
         }
+    }
+
+    /// Whether the literal `pattern` found at `text[at..]` may lead to a secret.
+    fn hit_may_fire(&self, text: &[u8], at: usize, pattern: usize, cache: &mut MatchCache) -> bool {
+        let offsets = &self.trigger_offsets[pattern];
+        if offsets.is_empty() {
+            // A `\u00XX` escape, which can hide any anchor: always look closer.
+            return true;
+        }
+        let line_end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |i| at + i);
+        let mut decoded = false;
+        for &(r, offset) in offsets {
+            let rule = &self.rules[r];
+            match &rule.hit_check {
+                HitCheck::None => return true,
+                HitCheck::JsonKey => {
+                    if json_key_hit(text, at, line_end, &rule.json_keys) {
+                        return true;
+                    }
+                }
+                HitCheck::Regex { regex, reach } => {
+                    if !decoded {
+                        // One byte of left context, then the text from the hit on, decoded.
+                        let want = self.check_reach[pattern] + 1;
+                        decoded_window(text, at, line_end, want, cache);
+                        decoded = true;
+                    }
+                    let window = &cache.window;
+                    let start = 1 + offset;
+                    if start > window.len() {
+                        continue;
+                    }
+                    if rule.anchor_case == AnchorCase::Sensitive
+                        && !rule
+                            .exact_anchors
+                            .iter()
+                            .any(|a| window[start..].starts_with(a))
+                    {
+                        continue;
+                    }
+                    let end = (start + reach + 1).min(window.len());
+                    let input = Input::new(window)
+                        .span(start..end)
+                        .anchored(regex_automata::Anchored::Yes)
+                        .earliest(true);
+                    let regex = regex.get();
+                    let check_cache = cache.check[r].get_or_insert_with(|| regex.create_cache());
+                    if regex.search_half_with(check_cache, &input).is_some() {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
     }
 
     fn colon_fires(&self, text: &[u8], q: usize) -> bool {
@@ -283,12 +468,11 @@ impl Matcher {
                 }
                 i += 1;
             }
-            let Some((re_cache, caps)) = cache.regex[rule_idx].as_mut() else {
+            let Some(regex) = rule.regex.as_ref().map(|r| r.get()) else {
                 continue;
             };
-            let Some(regex) = rule.regex.as_ref() else {
-                continue;
-            };
+            let (re_cache, caps) = cache.regex[rule_idx]
+                .get_or_insert_with(|| (regex.create_cache(), regex.create_captures()));
             for (ws, we) in windows {
                 let mut at = ws;
                 while at <= we {
@@ -321,6 +505,72 @@ impl Matcher {
         }
         resolve_overlaps(&mut cache.candidates, out);
     }
+}
+
+/// Fills `cache.window` with one byte of left context for `text[at]` followed by the text from
+/// `at` on, JSON-decoded (up to three levels of escaping), at least `want` bytes of it when the
+/// line is that long.
+fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &mut MatchCache) {
+    // The byte before the hit, unless it ends an escape (`\n`): then the decoded character is
+    // a control character or punctuation, never a word character.
+    let context = match at {
+        0 => b' ',
+        1 => text[0],
+        _ if text[at - 2] == b'\\' => b' ',
+        _ => text[at - 1],
+    };
+    let mut take = 2 * want + 16;
+    loop {
+        let end = (at + take).min(line_end);
+        cache.window.clear();
+        cache.window.push(context);
+        cache.window.extend_from_slice(&text[at..end]);
+        for _ in 0..3 {
+            if memchr::memchr(b'\\', &cache.window[1..]).is_none() {
+                break;
+            }
+            json::decode(
+                &cache.window[1..],
+                &mut cache.window_next,
+                &mut cache.window_map,
+            );
+            cache.window.truncate(1);
+            cache.window.extend_from_slice(&cache.window_next);
+        }
+        if cache.window.len() > want || end == line_end {
+            return;
+        }
+        take *= 4;
+    }
+}
+
+/// True when `text[at..]` lies inside a JSON object key (`"name":`, possibly escaped as
+/// `\"name\":`) whose normalised name is one of `keys`.
+fn json_key_hit(text: &[u8], at: usize, line_end: usize, keys: &[Vec<u8>]) -> bool {
+    let is_key = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    let start = text[..at]
+        .iter()
+        .rposition(|&b| !is_key(b))
+        .map_or(0, |i| i + 1);
+    if start == 0 || text[start - 1] != b'"' {
+        return false;
+    }
+    let end = text[at..line_end]
+        .iter()
+        .position(|&b| !is_key(b))
+        .map_or(line_end, |i| at + i);
+    let mut i = end;
+    while i < line_end && text[i] == b'\\' {
+        i += 1;
+    }
+    if text.get(i) != Some(&b'"') {
+        return false;
+    }
+    i += 1;
+    while i < line_end && matches!(text[i], b' ' | b'\t') {
+        i += 1;
+    }
+    i < line_end && text[i] == b':' && keys.contains(&normalize_key(&text[start..end]))
 }
 
 /// Keeps the longest candidates, ties going to the earlier (higher priority) rule, so that

@@ -35,7 +35,7 @@ pub use crate::rules::{AnchorCase, Category, Example, RulePack, RuleSpec, Scanne
 pub use crate::stats::Stats;
 
 use crate::engine::Matcher;
-use crate::rules::Rule;
+use crate::rules::{HitCheck, Rule};
 
 /// JSON keys whose values are never changed: transcript structure, and `thinkingSignature`,
 /// which the model provider verifies when a session is replayed.
@@ -66,7 +66,8 @@ pub struct RuleInfo {
     pub category: Category,
     /// One line of description.
     pub description: String,
-    /// Anchor literals (lower case), or the scanner's name, or `(every line)`.
+    /// Anchor literals (lower case), or the scanner's name, or `every line`; then how a hit
+    /// is checked before its line gets a close look.
     pub trigger: String,
 }
 
@@ -99,18 +100,24 @@ impl Scrubber {
                 id: r.id.clone(),
                 category: r.category,
                 description: r.description.clone(),
-                trigger: if !r.json_keys.is_empty() {
-                    "(JSON keys)".to_string()
-                } else if let Some(s) = r.scanner {
-                    format!("(scanner {s:?})").to_lowercase()
-                } else if r.anchors.is_empty() {
-                    "(every line)".to_string()
-                } else {
-                    r.anchors
-                        .iter()
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                trigger: {
+                    let what = if let Some(s) = r.scanner {
+                        format!("scanner {s:?}").to_lowercase()
+                    } else if r.anchors.is_empty() {
+                        "every line".to_string()
+                    } else {
+                        r.anchors
+                            .iter()
+                            .map(|a| String::from_utf8_lossy(a).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    };
+                    let check = match r.hit_check {
+                        HitCheck::None => "",
+                        HitCheck::Regex { .. } => "; checked at hit",
+                        HitCheck::JsonKey => "; JSON keys",
+                    };
+                    format!("{what}{check}")
                 },
             })
             .collect()

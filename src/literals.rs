@@ -32,6 +32,26 @@ pub(crate) fn maximum_len(pattern: &str, unicode: bool) -> Option<usize> {
     parse(pattern, unicode)?.properties().maximum_len()
 }
 
+/// True when every match of the regex starts with one of `anchors` (lower case): a hit can then
+/// be confirmed by running the regex anchored at the hit.
+pub(crate) fn starts_with_anchor(pattern: &str, unicode: bool, anchors: &[Vec<u8>]) -> bool {
+    let Some(hir) = parse(pattern, unicode) else {
+        return false;
+    };
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let Some(lits) = seq.literals() else {
+        return false;
+    };
+    !lits.is_empty()
+        && !anchors.is_empty()
+        && lits.iter().all(|l| {
+            let l = l.as_bytes().to_ascii_lowercase();
+            anchors
+                .iter()
+                .any(|a| l.starts_with(&a.to_ascii_lowercase()))
+        })
+}
+
 fn prefix_set(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
     let mut lits: Vec<Vec<u8>> = seq
@@ -126,6 +146,32 @@ mod tests {
             lits(r"(?:internal|corp)\S"),
             Some(vec!["corp".into(), "internal".into()])
         );
+    }
+
+    #[test]
+    fn anchored_prefixes() {
+        let a = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert!(starts_with_anchor(
+            r"\b(sk-[a-z]{8})\b",
+            false,
+            &a(&["sk-"])
+        ));
+        assert!(starts_with_anchor(
+            r"(?i)\bbearer\s+(\S{16})",
+            false,
+            &a(&["bearer"])
+        ));
+        assert!(starts_with_anchor(
+            r"(?:10|172)\.\d",
+            false,
+            &a(&["10.", "172."])
+        ));
+        assert!(!starts_with_anchor(
+            r"\w{0,9}token=(\S+)",
+            false,
+            &a(&["token"])
+        ));
+        assert!(!starts_with_anchor(r"x?sk-\d", false, &a(&["sk-"])));
     }
 
     #[test]

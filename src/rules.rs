@@ -6,6 +6,7 @@
 //! buffer stand in for running every regex over every byte.
 
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta;
 use regex_automata::util::syntax;
@@ -114,6 +115,11 @@ pub struct RuleSpec {
     /// How the anchors must match.
     #[serde(default)]
     pub anchor_case: AnchorCase,
+    /// A cheap regex that must match right at an anchor hit (JSON-decoded text from the anchor
+    /// on) for the line to get a close look. Prunes frequent anchors such as `token` early;
+    /// rules whose every match starts with an anchor get this check from their own regex.
+    #[serde(default)]
+    pub hit_check: Option<String>,
     /// A hand-written hit generator used instead of anchors.
     #[serde(default)]
     pub scanner: Option<Scanner>,
@@ -170,6 +176,7 @@ impl RuleSpec {
             regex: Some(regex),
             anchors: Vec::new(),
             anchor_case: AnchorCase::Sensitive,
+            hit_check: None,
             scanner: None,
             secret_group: 0,
             validators: Vec::new(),
@@ -200,6 +207,9 @@ struct RuleFile {
 }
 
 /// The built-in packs, embedded at build time, in priority order.
+/// How built-in packs' origins start (`built-in patterns/keys.toml`).
+pub(crate) const BUILTIN_ORIGIN: &str = "built-in ";
+
 const BUILTIN: [(&str, &str); 5] = [
     ("keys", include_str!("../patterns/keys.toml")),
     ("tokens", include_str!("../patterns/tokens.toml")),
@@ -225,7 +235,7 @@ impl RulePack {
             .iter()
             .map(|(name, text)| {
                 // The packs are checked by `cargo test`; a parse failure here is a build defect.
-                RulePack::parse(&format!("patterns/{name}.toml"), text)
+                RulePack::parse(&format!("{BUILTIN_ORIGIN}patterns/{name}.toml"), text)
                     .unwrap_or_else(|e| panic!("built-in rule pack is invalid: {e}"))
             })
             .collect()
@@ -238,7 +248,7 @@ pub(crate) struct Rule {
     pub id: String,
     pub description: String,
     pub category: Category,
-    pub regex: Option<meta::Regex>,
+    pub regex: Option<Arc<LazyRegex>>,
     pub secret_group: usize,
     pub validators: Vec<Validator>,
     /// Normalised (lower case, no `_`/`-`) sensitive JSON key names.
@@ -252,7 +262,26 @@ pub(crate) struct Rule {
     pub scanner: Option<Scanner>,
     /// How far from an anchor a match may reach; bounds the confirmation window.
     pub reach: usize,
+    /// How a hit of this rule's anchors is checked before its line gets a close look.
+    pub hit_check: HitCheck,
 }
+
+/// The block-level check of an anchor hit. A check may accept hits that lead to no secret (the
+/// line is then looked at for nothing) but must never reject one that does.
+#[derive(Debug, Clone)]
+pub(crate) enum HitCheck {
+    /// Every hit gets a close look.
+    None,
+    /// This regex must match anchored at the hit, in the JSON-decoded text from the hit on,
+    /// within `reach` bytes.
+    Regex { regex: Arc<LazyRegex>, reach: usize },
+    /// The hit must lie inside a JSON object key whose normalised name is one of `json_keys`.
+    JsonKey,
+}
+
+/// Hit checks look at most this far: rules reaching further get a close look at every hit
+/// unless they state a `hit_check`, which is cut at this length.
+pub(crate) const MAX_CHECK_REACH: usize = 2048;
 
 /// Confirmation windows never extend further than this from an anchor hit.
 pub(crate) const MAX_REACH: usize = 64 * 1024;
@@ -268,6 +297,52 @@ pub(crate) fn compile_regex(pattern: &str, unicode: bool) -> Result<meta::Regex,
             Some(se) => format!("invalid regex: {}", syntax_error_kind(se)),
             None => "regex too large to compile".to_string(),
         })
+}
+
+/// A regex checked at build time and compiled on first use: most rules never fire on a given
+/// input, and compiling all of them up front would dominate start-up.
+#[derive(Debug)]
+pub(crate) struct LazyRegex {
+    source: String,
+    unicode: bool,
+    compiled: OnceLock<meta::Regex>,
+}
+
+impl LazyRegex {
+    /// Parses `source` (so syntax errors surface now) and, when `eager`, compiles it too, so
+    /// that rules from users report every error before any input is read.
+    fn new(source: &str, unicode: bool, eager: bool) -> Result<LazyRegex, String> {
+        let lazy = LazyRegex {
+            source: source.to_string(),
+            unicode,
+            compiled: OnceLock::new(),
+        };
+        if eager {
+            let _ = lazy.compiled.set(compile_regex(source, unicode)?);
+        } else {
+            parse_regex(source, unicode)?;
+        }
+        Ok(lazy)
+    }
+
+    pub fn get(&self) -> &meta::Regex {
+        self.compiled.get_or_init(|| {
+            // Only built-in patterns are compiled lazily, and `cargo test` compiles every one
+            // of them (`rules test`), so this cannot fail on any input.
+            compile_regex(&self.source, self.unicode)
+                .unwrap_or_else(|e| panic!("built-in pattern does not compile: {e}"))
+        })
+    }
+}
+
+/// Parses a pattern with the engine's syntax settings, reporting errors without quoting it.
+fn parse_regex(pattern: &str, unicode: bool) -> Result<regex_syntax::hir::Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(unicode)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map_err(|e| format!("invalid regex: {}", syntax_error_kind(&e)))
 }
 
 fn syntax_error_kind(err: &regex_syntax::Error) -> String {
@@ -292,7 +367,10 @@ pub(crate) fn normalize_key(key: &[u8]) -> Vec<u8> {
 
 impl Rule {
     /// Compiles a spec; `origin` names the file for error messages.
+    /// Compiles a spec; `origin` names the file for error messages. Built-in rules' regexes
+    /// are compiled on first use, other rules' at once.
     pub fn compile(spec: &RuleSpec, origin: &str) -> Result<Rule, Error> {
+        let eager = !origin.starts_with(BUILTIN_ORIGIN);
         let fail = |msg: String| Error::rule(origin, format!("rule `{}`: {msg}", spec.id));
         if spec.id.is_empty()
             || !spec
@@ -306,19 +384,21 @@ impl Rule {
             ));
         }
         let regex = match &spec.regex {
-            Some(re) => Some(compile_regex(re, spec.unicode).map_err(fail)?),
+            Some(re) => Some(Arc::new(
+                LazyRegex::new(re, spec.unicode, eager).map_err(fail)?,
+            )),
             None if spec.json_keys.is_empty() => {
                 return Err(fail("needs a `regex` or `json_keys`".into()))
             }
             None => None,
         };
-        if let Some(re) = &regex {
-            let groups = re.group_info().group_len(regex_automata::PatternID::ZERO);
-            if spec.secret_group >= groups {
+        if let Some(source) = &spec.regex {
+            let hir = parse_regex(source, spec.unicode).map_err(fail)?;
+            let groups = hir.properties().explicit_captures_len();
+            if spec.secret_group > groups {
                 return Err(fail(format!(
-                    "secret_group {} but the regex has {} capture group(s)",
-                    spec.secret_group,
-                    groups - 1
+                    "secret_group {} but the regex has {groups} capture group(s)",
+                    spec.secret_group
                 )));
             }
         }
@@ -347,12 +427,37 @@ impl Rule {
             }
         }
         let exact_anchors = anchors.clone();
-        let anchors = anchors.iter().map(|a| a.to_ascii_lowercase()).collect();
+        let anchors: Vec<Vec<u8>> = anchors.iter().map(|a| a.to_ascii_lowercase()).collect();
         let reach = spec
             .regex
             .as_deref()
             .and_then(|re| literals::maximum_len(re, spec.unicode))
             .map_or(MAX_REACH, |n| n.min(MAX_REACH));
+        let hit_check = if let Some(check) = &spec.hit_check {
+            let regex = LazyRegex::new(check, spec.unicode, eager)
+                .map(Arc::new)
+                .map_err(|m| fail(format!("hit_check: {m}")))?;
+            // An unbounded check is cut at the cap: it sees the first 2 KiB after the hit.
+            let reach = literals::maximum_len(check, spec.unicode)
+                .map_or(MAX_CHECK_REACH, |n| n.min(MAX_CHECK_REACH));
+            HitCheck::Regex { regex, reach }
+        } else if !spec.json_keys.is_empty() && spec.regex.is_none() {
+            HitCheck::JsonKey
+        } else {
+            match (&regex, &spec.regex) {
+                (Some(re), Some(src))
+                    if reach <= MAX_CHECK_REACH
+                        && spec.scanner.is_none()
+                        && literals::starts_with_anchor(src, spec.unicode, &anchors) =>
+                {
+                    HitCheck::Regex {
+                        regex: re.clone(),
+                        reach,
+                    }
+                }
+                _ => HitCheck::None,
+            }
+        };
         Ok(Rule {
             id: spec.id.clone(),
             description: spec.description.clone(),
@@ -371,6 +476,7 @@ impl Rule {
             exact_anchors,
             scanner: spec.scanner,
             reach,
+            hit_check,
         })
     }
 
