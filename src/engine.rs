@@ -48,6 +48,8 @@ pub(crate) struct Matcher {
     ipv6_rules: Vec<usize>,
     digits_colon_rules: Vec<usize>,
     unanchored: Vec<usize>,
+    /// Whether block-level hits are checked (see [`HitCheck`]); off only in tests.
+    check_hits: bool,
     /// The rule redacting whole values of sensitive JSON keys, if active.
     pub json_key_rule: Option<usize>,
 }
@@ -111,7 +113,7 @@ fn json_escaped(lit: &[u8], slash: bool) -> Vec<u8> {
 }
 
 impl Matcher {
-    pub fn new(rules: Vec<Rule>) -> Result<Matcher, String> {
+    pub fn new(rules: Vec<Rule>, check_hits: bool) -> Result<Matcher, String> {
         let mut literals: Vec<Vec<u8>> = Vec::new();
         for rule in &rules {
             for a in &rule.anchors {
@@ -228,6 +230,7 @@ impl Matcher {
                 .collect(),
             json_key_rule: rules.iter().position(|r| !r.json_keys.is_empty()),
             anchors,
+            check_hits,
             groups,
             triggers,
             check_reach: trigger_offsets
@@ -345,7 +348,7 @@ impl Matcher {
     /// Whether the literal `pattern` found at `text[at..]` may lead to a secret.
     fn hit_may_fire(&self, text: &[u8], at: usize, pattern: usize, cache: &mut MatchCache) -> bool {
         let offsets = &self.trigger_offsets[pattern];
-        if offsets.is_empty() {
+        if offsets.is_empty() || !self.check_hits {
             // A `\u00XX` escape, which can hide any anchor: always look closer.
             return true;
         }

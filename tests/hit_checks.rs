@@ -1,0 +1,171 @@
+//! The block-level hit checks are an optimisation: they may let a line through to the close
+//! look for nothing, but must never hold back a line holding a secret. These tests compare the
+//! filter with the checks on and off on inputs full of anchors in every context.
+
+#[path = "../benches/corpus.rs"]
+mod corpus;
+
+use std::sync::OnceLock;
+
+use clawscrub::Scrubber;
+use proptest::prelude::*;
+
+/// Built once: regexes compile on first use, and each case should not pay for that again.
+fn scrubbers() -> &'static (Scrubber, Scrubber) {
+    static BOTH: OnceLock<(Scrubber, Scrubber)> = OnceLock::new();
+    BOTH.get_or_init(|| {
+        let checked = Scrubber::builder().build().expect("built-in rules build");
+        let unchecked = Scrubber::builder()
+            .check_hits(false)
+            .build()
+            .expect("built-in rules build");
+        (checked, unchecked)
+    })
+}
+
+/// Text pieces that put anchors in awkward places: near misses, escapes, keys, prefixes.
+const PIECES: &[&str] = &[
+    "token",
+    "totalTokens",
+    "\"token\":",
+    "\\\"token\\\":",
+    "max_tokens: 4096",
+    "TOKEN=",
+    "key",
+    "api_key",
+    "apiKey",
+    "\"apiKey\"",
+    "\\\"apiKey\\\"",
+    "API_KEY = ",
+    "x-api-key: ",
+    "secret",
+    "client_secret",
+    "password",
+    "--password ",
+    "-p",
+    "passwd:",
+    "pwd=",
+    "credentials",
+    "cookie",
+    "private",
+    "10.",
+    "10.log",
+    "/srv/app/10.",
+    "10.20.0.14",
+    "10.300.1.1",
+    "1.10.2.3",
+    "172.16.4.2",
+    "192.168.",
+    "192.168.1.20",
+    "100.64.0.1",
+    "169.254.169.254",
+    "fd7a:115c:a1e0::53",
+    "fe80::1%eth0",
+    "fe80:",
+    "2001:db8::1",
+    "://",
+    "postgres://app:",
+    "@db:5432",
+    "https:\\/\\/",
+    "user:hunter2@",
+    "sk-",
+    "sk-proj-",
+    "sk-ant-api03-",
+    "sk-learn",
+    "ghp_",
+    "github_pat_",
+    "xoxb-",
+    "xapp-",
+    "AIza",
+    "aiza",
+    "gsk_",
+    "pplx-",
+    "npm_",
+    "hf_",
+    "AKIA",
+    "akia",
+    "eyJ",
+    "eyJhbGciOiJIUzI1NiJ9.",
+    "eyJzdWIiOiIxIn0.",
+    "Bearer ",
+    "bearer",
+    "Basic ",
+    "Authorization: ",
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "-----END RSA PRIVATE KEY-----",
+    ":AA",
+    "123456789:",
+    "\\u0041",
+    "\\u002d",
+    "\\n",
+    "\\\"",
+    "\\\\",
+    "\\/",
+    "=",
+    ":",
+    " ",
+    "\"",
+    "'",
+    "_",
+    "-",
+    ".",
+    "/",
+    "@",
+    "AbCdEf0123456789xyzQRS",
+    "0123456789",
+    "c2a2f355d04987bcf2946e5e577e078eea8a52fa",
+];
+
+/// Joins pieces into one text; JSON lines carry it as (possibly twice) escaped string values.
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(PIECES), 1..24).prop_map(|v| v.concat())
+}
+
+fn json_escape(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+fn line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        text(),
+        (text(), text()).prop_map(|(k, v)| {
+            format!(
+                "{{{}:{},\"id\":\"813a837d\"}}",
+                json_escape(&k),
+                json_escape(&v)
+            )
+        }),
+        (text(), text()).prop_map(|(k, v)| {
+            let inner = format!("{{{}:{}}}", json_escape(&k), json_escape(&v));
+            format!(
+                "{{\"type\":\"message\",\"content\":[{{\"type\":\"text\",\"text\":{}}}]}}",
+                json_escape(&inner)
+            )
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn checks_never_hold_back_a_line(lines in prop::collection::vec(line(), 1..12)) {
+        let (checked, unchecked) = scrubbers();
+        let input = lines.join("\n");
+        let a = checked.scrub_bytes(input.as_bytes());
+        let b = unchecked.scrub_bytes(input.as_bytes());
+        prop_assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+    }
+}
+
+#[test]
+fn corpus_same_with_and_without_checks() {
+    let (checked, unchecked) = scrubbers();
+    for (seed, density) in [(1, 0.0), (2, 0.05), (3, 1.0)] {
+        let c = corpus::generate(seed, 1 << 20, corpus::Shape::Mixed, density);
+        assert!(
+            checked.scrub_bytes(&c.bytes) == unchecked.scrub_bytes(&c.bytes),
+            "seed {seed} density {density}: outputs differ"
+        );
+    }
+}
