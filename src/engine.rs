@@ -48,6 +48,11 @@ pub(crate) struct Matcher {
     ipv6_rules: Vec<usize>,
     digits_colon_rules: Vec<usize>,
     unanchored: Vec<usize>,
+    /// Every literal, searched or not, lower case.
+    literals: Vec<Vec<u8>>,
+    /// For each searched literal: literals containing it that are not searched themselves,
+    /// with its offset in them.
+    extensions: Vec<Vec<(usize, usize)>>,
     /// Whether block-level hits are checked (see [`HitCheck`]); off only in tests.
     check_hits: bool,
     /// The rule redacting whole values of sensitive JSON keys, if active.
@@ -176,7 +181,37 @@ impl Matcher {
         // Teddy fingerprints the first (up to four) bytes of each literal, as many as the
         // shortest literal in its group has: short literals get groups of their own, so they
         // do not make every other literal's fingerprint weaker.
-        let mut ids: Vec<usize> = (0..patterns.len()).collect();
+        //
+        // A literal containing another is not searched: it is looked for around each hit of
+        // the one it contains (its "extension"). Fewer literals, fewer and faster groups.
+        let mut extensions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); patterns.len()];
+        let mut ids: Vec<usize> = Vec::new();
+        for (d, long) in patterns.iter().enumerate() {
+            let inner = (0..patterns.len()).find_map(|q| {
+                let short = &patterns[q];
+                let proper = q != d && short.len() < long.len();
+                proper
+                    .then(|| memchr::memmem::find(long, short).map(|k| (q, k)))
+                    .flatten()
+            });
+            match inner {
+                Some(_) => {}
+                None => ids.push(d),
+            }
+        }
+        for (d, long) in patterns.iter().enumerate() {
+            if ids.contains(&d) {
+                continue;
+            }
+            // Some searched literal lies inside every dropped one (substring-minimal ones are
+            // all searched).
+            if let Some((q, k)) = ids
+                .iter()
+                .find_map(|&q| memchr::memmem::find(long, &patterns[q]).map(|k| (q, k)))
+            {
+                extensions[q].push((d, k));
+            }
+        }
         ids.sort_by_key(|&i| (patterns[i].len().min(4), i));
         let mut chunks: Vec<Vec<usize>> = Vec::new();
         for &i in &ids {
@@ -229,7 +264,9 @@ impl Matcher {
                 .map(|(i, _)| i)
                 .collect(),
             json_key_rule: rules.iter().position(|r| !r.json_keys.is_empty()),
+            literals: patterns.clone(),
             anchors,
+            extensions,
             check_hits,
             groups,
             triggers,
@@ -314,7 +351,7 @@ impl Matcher {
             let Some((start, pattern, g)) = best else {
                 break None;
             };
-            if self.hit_may_fire(text, start, pattern, cache) {
+            if self.hit_may_fire(text, lower, start, pattern, cache) {
                 break Some(start);
             }
             // Rejected: this group searches on from the next byte; the others keep their hits.
@@ -345,8 +382,32 @@ impl Matcher {
         }
     }
 
+    /// Whether the searched literal `pattern` found at `text[at..]`, or a longer literal that
+    /// contains it there, may lead to a secret.
+    fn hit_may_fire(
+        &self,
+        text: &[u8],
+        lower: &[u8],
+        at: usize,
+        pattern: usize,
+        cache: &mut MatchCache,
+    ) -> bool {
+        self.literal_may_fire(text, at, pattern, cache)
+            || self.extensions[pattern].iter().any(|&(long, k)| {
+                at >= k
+                    && lower[at - k..].starts_with(&self.literals[long])
+                    && self.literal_may_fire(text, at - k, long, cache)
+            })
+    }
+
     /// Whether the literal `pattern` found at `text[at..]` may lead to a secret.
-    fn hit_may_fire(&self, text: &[u8], at: usize, pattern: usize, cache: &mut MatchCache) -> bool {
+    fn literal_may_fire(
+        &self,
+        text: &[u8],
+        at: usize,
+        pattern: usize,
+        cache: &mut MatchCache,
+    ) -> bool {
         let offsets = &self.trigger_offsets[pattern];
         if offsets.is_empty() || !self.check_hits {
             // A `\u00XX` escape, which can hide any anchor: always look closer.
