@@ -293,6 +293,11 @@ impl LongLine {
         let stop = if last { text.len() } else { pos.max(accept_hi) };
         out.extend_from_slice(&text[pos..stop]);
         self.emitted = ctx + stop;
+        if last {
+            // The whole line is out; the buffer may hold less than the next window's context.
+            self.buf.clear();
+            return;
+        }
         self.next += WINDOW_STEP;
         let keep_from = self.next.saturating_sub(WINDOW_OVERLAP).max(self.base);
         self.buf.drain(..keep_from - self.base);
