@@ -343,7 +343,7 @@ impl Matcher {
                     }
                 };
                 if let Some((start, p)) = hit {
-                    if best.is_none_or(|(b, _, _)| start < b) {
+                    if best.is_none() || best.is_some_and(|(b, _, _)| start < b) {
                         best = Some((start, p, g));
                     }
                 }
@@ -547,9 +547,12 @@ impl Matcher {
                     } else {
                         m.end() + 1
                     };
-                    let Some(g) = caps.get_group(rule.secret_group) else {
-                        continue;
-                    };
+                    // The secret group, else (it did not take part) the last group that did, as
+                    // OpenClaw masks, else the whole match.
+                    let g = caps
+                        .get_group(rule.secret_group)
+                        .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
+                        .unwrap_or_else(|| m.span());
                     if g.is_empty()
                         || !rule
                             .validators

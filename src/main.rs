@@ -50,6 +50,8 @@ enum Command {
     Rules(RulesCommand),
 }
 
+// `List` carries the rule flags so they may follow the subcommand; one value per run.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum RulesCommand {
     /// Print id, category, description and trigger of every active rule.

@@ -112,7 +112,7 @@ fn openclaw_style(secret: &[u8], out: &mut Vec<u8>) {
         let first = lines.next().unwrap_or_default();
         out.extend_from_slice(first.as_bytes());
         out.extend_from_slice("\n\u{2026}redacted\u{2026}".as_bytes());
-        if let Some(last) = lines.last().filter(|l| l.starts_with("-----END")) {
+        if let Some(last) = lines.next_back().filter(|l| l.starts_with("-----END")) {
             out.push(b'\n');
             out.extend_from_slice(last.as_bytes());
         }

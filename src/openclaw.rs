@@ -64,7 +64,7 @@ pub fn patterns_to_pack(
     let mut rules = Vec::new();
     let mut warnings = Vec::new();
     for (i, pattern) in patterns.iter().enumerate() {
-        let translated = jsregex::translate_redact_pattern(pattern).and_then(|re| {
+        let translated = jsregex::translate_redact_pattern(pattern).map(|re| {
             // OpenClaw masks the last non-empty capture group; the whole match without groups.
             let groups = regex_syntax::ParserBuilder::new()
                 .utf8(false)
@@ -72,7 +72,7 @@ pub fn patterns_to_pack(
                 .parse(&re)
                 .map(|hir| hir.properties().explicit_captures_len())
                 .unwrap_or(0);
-            Ok((re, groups))
+            (re, groups)
         });
         match translated {
             Ok((re, groups)) => {

@@ -405,7 +405,7 @@ impl Rule {
         let validators = spec
             .validators
             .iter()
-            .map(|v| Validator::parse(v).map_err(|m| fail(m)))
+            .map(|v| Validator::parse(v).map_err(&fail))
             .collect::<Result<Vec<_>, _>>()?;
         let block_end = match &spec.block_end {
             Some(re) => Some(compile_regex(re, spec.unicode).map_err(fail)?),
