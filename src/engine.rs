@@ -37,9 +37,6 @@ pub(crate) struct Matcher {
     /// The same literals split into small groups for the block-level search, each group with
     /// the global ids of its literals.
     groups: Vec<(LiteralGroup, Vec<usize>)>,
-    /// For each searched literal: the rules it triggers (rules whose anchor is a substring of
-    /// it, because leftmost-longest search reports only the longest literal at a position).
-    triggers: Vec<Vec<usize>>,
     /// For each searched literal: the anchor literal it stands for (itself, or its unescaped
     /// form), with the offsets in it where each triggered rule's anchor occurs.
     trigger_offsets: Vec<Vec<(usize, usize)>>,
@@ -48,6 +45,8 @@ pub(crate) struct Matcher {
     ipv6_rules: Vec<usize>,
     digits_colon_rules: Vec<usize>,
     unanchored: Vec<usize>,
+    /// For each literal: whether it is a JSON-escaped spelling of an anchor.
+    escaped: Vec<bool>,
     /// Every literal, searched or not, lower case.
     literals: Vec<Vec<u8>>,
     /// For each searched literal: literals containing it that are not searched themselves,
@@ -143,32 +142,27 @@ impl Matcher {
                 }
             }
         }
-        let mut triggers: Vec<Vec<usize>> = Vec::with_capacity(patterns.len());
+        // For each literal: the rules whose anchor occurs in the anchor it stands for, with the
+        // offset (leftmost-longest search reports only the longest literal at a position).
         let mut trigger_offsets: Vec<Vec<(usize, usize)>> = Vec::with_capacity(patterns.len());
         for (_, base) in &patterns {
-            let mut rules_here = Vec::new();
             let mut offsets = Vec::new();
             for (i, r) in rules.iter().enumerate() {
                 for a in &r.anchors {
-                    for at in memchr::memmem::find_iter(base, a) {
-                        offsets.push((i, at));
-                    }
-                }
-                if offsets.last().is_some_and(|&(r, _)| r == i) {
-                    rules_here.push(i);
+                    offsets.extend(memchr::memmem::find_iter(base, a).map(|at| (i, at)));
                 }
             }
-            triggers.push(rules_here);
             trigger_offsets.push(offsets);
         }
+        let mut escaped: Vec<bool> = patterns.iter().map(|(p, base)| p != base).collect();
         let mut patterns: Vec<Vec<u8>> = patterns.into_iter().map(|(p, _)| p).collect();
         if !patterns.is_empty() {
             // `\u0041`-style escapes of printable ASCII can hide any anchor in a raw JSON line;
             // these literals trigger no rule, only a closer (decoded) look at the line.
             for d in b'2'..=b'7' {
                 patterns.push(vec![b'\\', b'u', b'0', b'0', d]);
-                triggers.push(Vec::new());
                 trigger_offsets.push(Vec::new());
+                escaped.push(true);
             }
         }
         let build = |pats: &[Vec<u8>]| {
@@ -265,11 +259,11 @@ impl Matcher {
                 .collect(),
             json_key_rule: rules.iter().position(|r| !r.json_keys.is_empty()),
             literals: patterns.clone(),
+            escaped,
             anchors,
             extensions,
             check_hits,
             groups,
-            triggers,
             check_reach: trigger_offsets
                 .iter()
                 .map(|offsets| {
@@ -382,6 +376,23 @@ impl Matcher {
         }
     }
 
+    /// The hit check of rule `r` at `text[at..]`, on text as it is (a plain line or decoded
+    /// JSON string content).
+    fn check_in_text(&self, text: &[u8], at: usize, r: usize, cache: &mut MatchCache) -> bool {
+        match &self.rules[r].hit_check {
+            HitCheck::Regex { regex, reach } if self.check_hits => {
+                let regex = regex.get();
+                let input = Input::new(text)
+                    .span(at..(at + reach + 1).min(text.len()))
+                    .anchored(regex_automata::Anchored::Yes)
+                    .earliest(true);
+                let check_cache = cache.check[r].get_or_insert_with(|| regex.create_cache());
+                regex.search_half_with(check_cache, &input).is_some()
+            }
+            _ => true,
+        }
+    }
+
     /// Whether the searched literal `pattern` found at `text[at..]`, or a longer literal that
     /// contains it there, may lead to a secret.
     fn hit_may_fire(
@@ -473,22 +484,30 @@ impl Matcher {
         cache.hits.clear();
         if let Some(ac) = &self.anchors {
             Matcher::lowercase_into(text, &mut cache.lower);
-            let lower = &cache.lower;
+            let lower = std::mem::take(&mut cache.lower);
             let mut at = 0;
-            while let Some(m) = ac.find(AcInput::new(lower).span(at..lower.len())) {
-                for &r in &self.triggers[m.pattern().as_usize()] {
+            while let Some(m) = ac.find(AcInput::new(&lower).span(at..lower.len())) {
+                let p = m.pattern().as_usize();
+                for &(r, offset) in &self.trigger_offsets[p] {
                     let rule = &self.rules[r];
                     let exact = rule.anchor_case == AnchorCase::Insensitive
                         || rule
                             .exact_anchors
                             .iter()
                             .any(|a| memchr::memmem::find(&text[m.start()..m.end()], a).is_some());
-                    if exact {
+                    // The hit check prunes random hits (in base64 blobs, say) before their
+                    // rule's regex is run around them; escaped spellings skip it, as their
+                    // offsets are those of the unescaped anchor.
+                    if exact
+                        && (self.escaped[p]
+                            || self.check_in_text(text, m.start() + offset, r, cache))
+                    {
                         cache.hits.push((r, m.start(), m.end()));
                     }
                 }
                 at = m.start() + 1;
             }
+            cache.lower = lower;
         }
         if self.has_colon_scanners() {
             for q in memchr::memchr_iter(b':', text) {
@@ -540,19 +559,29 @@ impl Matcher {
             for (ws, we) in windows {
                 let mut at = ws;
                 while at <= we {
-                    regex.search_captures_with(re_cache, &Input::new(text).span(at..we), caps);
-                    let Some(m) = caps.get_match() else { break };
+                    let input = Input::new(text).span(at..we);
+                    let (m, g) = if rule.group_is_match {
+                        // No capture positions needed: the DFAs alone find the match.
+                        let Some(m) = regex.search_with(re_cache, &input) else {
+                            break;
+                        };
+                        (m, m.span())
+                    } else {
+                        regex.search_captures_with(re_cache, &input, caps);
+                        let Some(m) = caps.get_match() else { break };
+                        // The secret group, else (it did not take part) the last group that
+                        // did, as OpenClaw masks, else the whole match.
+                        let g = caps
+                            .get_group(rule.secret_group)
+                            .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
+                            .unwrap_or_else(|| m.span());
+                        (m, g)
+                    };
                     at = if m.end() > m.start() {
                         m.end()
                     } else {
                         m.end() + 1
                     };
-                    // The secret group, else (it did not take part) the last group that did, as
-                    // OpenClaw masks, else the whole match.
-                    let g = caps
-                        .get_group(rule.secret_group)
-                        .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
-                        .unwrap_or_else(|| m.span());
                     if g.is_empty()
                         || !rule
                             .validators

@@ -264,6 +264,8 @@ pub(crate) struct Rule {
     pub reach: usize,
     /// How a hit of this rule's anchors is checked before its line gets a close look.
     pub hit_check: HitCheck,
+    /// The secret group spans the whole match (`\b(…)\b`): no capture search is needed.
+    pub group_is_match: bool,
 }
 
 /// The block-level check of an anchor hit. A check may accept hits that lead to no secret (the
@@ -335,6 +337,23 @@ impl LazyRegex {
     }
 }
 
+/// True when the regex is its one capture group, with nothing but zero-width assertions
+/// (`\b`, `^`, `$`) around it.
+fn whole_match_group(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Capture(_) => true,
+        HirKind::Concat(parts) => {
+            let zero_width = |h: &regex_syntax::hir::Hir| matches!(h.kind(), HirKind::Look(_));
+            parts.iter().filter(|h| !zero_width(h)).count() == 1
+                && parts
+                    .iter()
+                    .any(|h| matches!(h.kind(), HirKind::Capture(_)))
+        }
+        _ => false,
+    }
+}
+
 /// Parses a pattern with the engine's syntax settings, reporting errors without quoting it.
 fn parse_regex(pattern: &str, unicode: bool) -> Result<regex_syntax::hir::Hir, String> {
     regex_syntax::ParserBuilder::new()
@@ -392,6 +411,7 @@ impl Rule {
             }
             None => None,
         };
+        let mut group_is_match = spec.secret_group == 0;
         if let Some(source) = &spec.regex {
             let hir = parse_regex(source, spec.unicode).map_err(fail)?;
             let groups = hir.properties().explicit_captures_len();
@@ -401,6 +421,7 @@ impl Rule {
                     spec.secret_group
                 )));
             }
+            group_is_match |= groups == 1 && spec.secret_group == 1 && whole_match_group(&hir);
         }
         let validators = spec
             .validators
@@ -477,6 +498,7 @@ impl Rule {
             scanner: spec.scanner,
             reach,
             hit_check,
+            group_is_match,
         })
     }
 
