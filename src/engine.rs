@@ -587,7 +587,7 @@ impl Matcher {
                             .validators
                             .iter()
                             .all(|v| v.check(text, g.start, g.end))
-                        || mask.is_masked(&text[g.start..g.end])
+                        || mask.is_masked_in(text, g.start, g.end)
                     {
                         continue;
                     }

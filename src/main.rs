@@ -15,7 +15,6 @@ use clawscrub::{check_examples, openclaw, Category, Error, Mask, RulePack, Scrub
 #[command(
     name = "clawscrub",
     version,
-    args_conflicts_with_subcommands = true,
     after_help = "\
 Examples:
   tail -f /tmp/openclaw/openclaw-$(date +%F).log | clawscrub
@@ -50,15 +49,10 @@ enum Command {
     Rules(RulesCommand),
 }
 
-// `List` carries the rule flags so they may follow the subcommand; one value per run.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum RulesCommand {
     /// Print id, category, description and trigger of every active rule.
-    List {
-        #[command(flatten)]
-        rules: RuleArgs,
-    },
+    List,
     /// Check every example and negative example of the built-in packs and of FILEs
     /// (rule files in clawscrub's TOML format); exit 1 on any failure.
     Test {
@@ -137,12 +131,13 @@ fn report(err: &Error) -> Exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Some(Command::Rules(RulesCommand::List { rules })) => {
-            // `clawscrub --only key rules list` and `clawscrub rules list --only key` both work.
-            let args = if rules.has_any() { rules } else { &cli.rules };
-            list_rules(args)
+        // Rule flags are global: `clawscrub --only key rules list` and
+        // `clawscrub rules list --only key` both work.
+        Some(Command::Rules(RulesCommand::List)) => list_rules(&cli.rules),
+        Some(Command::Rules(RulesCommand::Test { files })) => {
+            let files: Vec<PathBuf> = files.iter().chain(&cli.rules.rules).cloned().collect();
+            test_rules(&files)
         }
-        Some(Command::Rules(RulesCommand::Test { files })) => test_rules(files),
         None => filter(&cli),
     };
     match result {
@@ -152,19 +147,6 @@ fn main() -> ExitCode {
 }
 
 impl RuleArgs {
-    fn has_any(&self) -> bool {
-        self.mask != "tag"
-            || self.hash_key_file.is_some()
-            || self.openclaw_config.is_some()
-            || self.no_openclaw_config
-            || self.no_builtin
-            || !self.pattern.is_empty()
-            || !self.rules.is_empty()
-            || !self.disable.is_empty()
-            || !self.enable.is_empty()
-            || !self.only.is_empty()
-    }
-
     fn build(&self) -> Result<Scrubber, Exit> {
         let hash_key = match &self.hash_key_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| report(&Error::io(path, e)))?),

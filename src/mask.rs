@@ -86,6 +86,15 @@ impl Mask {
 
     /// True when `secret` already is (or contains) a mask of this style, so a second pass
     /// leaves it alone: scrubbing is idempotent.
+    /// Whether `text[start..end]` is, or is a piece of, a mask this style produced: the kept
+    /// head or tail of an `openclaw` mask (`sk-pro…Xy4z`) must not be masked again.
+    pub(crate) fn is_masked_in(&self, text: &[u8], start: usize, end: usize) -> bool {
+        self.is_masked(&text[start..end])
+            || (matches!(self, Mask::OpenClaw)
+                && (text[end..].starts_with(ELLIPSIS.as_bytes())
+                    || text[..start].ends_with(ELLIPSIS.as_bytes())))
+    }
+
     pub(crate) fn is_masked(&self, secret: &[u8]) -> bool {
         let contains = |needle: &[u8]| memchr::memmem::find(secret, needle).is_some();
         contains(b"[REDACTED")

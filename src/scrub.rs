@@ -208,7 +208,16 @@ impl<'a> Session<'a> {
         edits: &mut Vec<Edit>,
     ) {
         let scrubber = self.scrubber;
-        let key = value.key.map(|(s, e)| &text[s..e]);
+        // Keys are compared decoded: `"pass\u0077ord"` is `password`.
+        let mut key_buf = Vec::new();
+        let key = value.key.map(|(s, e)| {
+            let raw_key = &text[s..e];
+            if memchr::memchr(b'\\', raw_key).is_none() {
+                return raw_key;
+            }
+            json::decode(raw_key, &mut key_buf, &mut Vec::new());
+            &key_buf[..]
+        });
         if key.is_some_and(|k| scrubber.structural_keys.iter().any(|s| s.as_slice() == k)) {
             return;
         }

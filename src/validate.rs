@@ -125,10 +125,11 @@ pub(crate) fn is_placeholder(secret: &[u8]) -> bool {
         && s[1..]
             .iter()
             .all(|&b| b.is_ascii_alphanumeric() || b == b'_'))
-        || wrapped(b"${", b"}")
-        || wrapped(b"$(", b")")
+        // A value cut at a space (`<your key here>` read as `<your`) is still a template.
+        || s.starts_with(b"${")
+        || s.starts_with(b"$(")
         || wrapped(b"{{", b"}}")
-        || wrapped(b"<", b">")
+        || s[0] == b'<'
         || (wrapped(b"%", b"%") && s.len() > 2)
         || s.starts_with(b"[REDACTED")
     {
