@@ -103,17 +103,31 @@ pub(crate) struct MatchCache {
     check: Vec<Option<meta::Cache>>,
 }
 
-/// Appends `lit` as it appears inside one more level of JSON string escaping.
-fn json_escaped(lit: &[u8], slash: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(lit.len() + 4);
-    for &b in lit {
-        match b {
-            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-            b'/' if slash => out.extend_from_slice(b"\\/"),
-            _ => out.push(b),
-        }
-    }
-    out
+/// The spellings of `lit` inside one more level of JSON string escaping.
+fn json_escaped(lit: &[u8]) -> Vec<Vec<u8>> {
+    // Emitters differ on `/`: each may be escaped or not, so every combination is a spelling
+    // (few anchors hold a `/`, and none more than a couple).
+    let slashes = lit.iter().filter(|&&b| b == b'/').count().min(4);
+    (0..1u32 << slashes)
+        .map(|escape| {
+            let mut out = Vec::with_capacity(lit.len() + 4);
+            let mut nth = 0;
+            for &b in lit {
+                match b {
+                    b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+                    b'/' => {
+                        if escape & (1 << nth.min(3)) != 0 {
+                            out.push(b'\\');
+                        }
+                        out.push(b'/');
+                        nth += 1;
+                    }
+                    _ => out.push(b),
+                }
+            }
+            out
+        })
+        .collect()
 }
 
 impl Matcher {
@@ -132,10 +146,8 @@ impl Matcher {
         let mut patterns: Vec<(Vec<u8>, Vec<u8>)> =
             literals.iter().map(|l| (l.clone(), l.clone())).collect();
         for lit in &literals {
-            for slash in [false, true] {
-                let once = json_escaped(lit, slash);
-                let twice = json_escaped(&once, slash);
-                for v in [once, twice] {
+            for once in json_escaped(lit) {
+                for v in json_escaped(&once).into_iter().chain([once]) {
                     if !patterns.iter().any(|(p, _)| *p == v) {
                         patterns.push((v, lit.clone()));
                     }

@@ -1,0 +1,991 @@
+//! The `clawscrub` binary end to end: stdin/stdout, files, masks, stats, OpenClaw config,
+//! rule selection, `rules list|test`, error paths and broken pipes.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawscrub");
+
+const OPENAI: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+const GITHUB: &str = "ghp_rSrCWtlAfoWIMXp5sot3Ajj3r67lqb050xBa";
+const AWS: &str = "AKIAC4JFZJS7VQKBOXZJ";
+
+/// A command with a clean environment: no OpenClaw config is found, no hash key is set.
+struct Cli {
+    cmd: Command,
+    _state: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new<I, S>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let state = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("OPENCLAW_STATE_DIR", state.path())
+            .env("HOME", state.path())
+            .env_remove("CLAWSCRUB_HASH_KEY")
+            .env_remove("RUST_BACKTRACE")
+            .current_dir(state.path());
+        Cli { cmd, _state: state }
+    }
+
+    fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Cli {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Runs with `stdin` written from another thread (so large inputs cannot deadlock).
+    fn run(mut self, stdin: &[u8]) -> Output {
+        let mut child = self
+            .cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn clawscrub");
+        let mut pipe = child.stdin.take().unwrap();
+        let input = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            // The child may exit before reading everything (usage errors): ignore EPIPE.
+            let _ = pipe.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait for clawscrub");
+        writer.join().unwrap();
+        out
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code 0 and no panic; returns stdout.
+fn ok(o: &Output) -> String {
+    assert_no_panic(o);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+    stdout(o)
+}
+
+fn assert_no_panic(o: &Output) {
+    let err = stderr(o);
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic text on stderr: {err}"
+    );
+}
+
+fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+/// `[REDACTED:<id>:<8 lowercase hex>]` tags in `text`, as (id, hex).
+fn hash_tags(text: &str) -> Vec<(String, String)> {
+    text.split("[REDACTED:")
+        .skip(1)
+        .filter_map(|rest| {
+            let body = rest.split(']').next()?;
+            let (id, hex) = body.rsplit_once(':')?;
+            Some((id.to_string(), hex.to_string()))
+        })
+        .collect()
+}
+
+fn is_hex8(s: &str) -> bool {
+    s.len() == 8
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+// Lines shaped like OpenClaw's files (openclaw-formats.md).
+
+fn transcript_user_line(text: &str) -> String {
+    format!(
+        r#"{{"type":"message","id":"813a837d","parentId":"2c472eb0","timestamp":"2026-03-11T08:32:01.120Z","message":{{"role":"user","content":[{{"type":"text","text":"{text}"}}],"timestamp":1773217921120}}}}"#
+    )
+}
+
+fn tslog_line(msg: &str) -> String {
+    format!(
+        r#"{{"0":"{{\"subsystem\":\"gateway/ws\"}}","1":"{msg}","_meta":{{"runtime":"node","runtimeVersion":"24.14.0","hostname":"5cf8d6625e09","name":"{{\"subsystem\":\"gateway/ws\"}}","parentNames":["openclaw"],"date":"2026-03-14T13:44:56.379Z","logLevelId":3,"logLevelName":"INFO"}},"time":"2026-03-14T13:44:56.380Z"}}"#
+    )
+}
+
+fn gateway_line(msg: &str) -> String {
+    format!("2026-03-14T13:45:02.118Z [gateway] {msg}")
+}
+
+#[test]
+fn stdin_to_stdout() {
+    let input = format!(
+        "{}\n{}\n{}\n",
+        transcript_user_line(&format!("my key is {OPENAI}")),
+        tslog_line(&format!("auth with {GITHUB}")),
+        gateway_line(&format!("aws id {AWS} rejected"))
+    );
+    let out = ok(&Cli::new(["--mask", "tag"]).run(input.as_bytes()));
+    let expected = format!(
+        "{}\n{}\n{}\n",
+        transcript_user_line("my key is [REDACTED:openai-api-key]"),
+        tslog_line("auth with [REDACTED:github-token]"),
+        gateway_line("aws id [REDACTED:aws-access-key-id] rejected")
+    );
+    assert_eq!(out, expected);
+    for line in out.lines().take(2) {
+        serde_json::from_str::<serde_json::Value>(line).expect("still JSON");
+    }
+}
+
+#[test]
+fn no_arguments_reads_stdin_and_clean_text_passes_through() {
+    let input =
+        gateway_line("canvas host mounted at http://127.0.0.1:18789/__openclaw__/canvas/\n");
+    let out = ok(&Cli::new(Vec::<String>::new()).run(input.as_bytes()));
+    assert_eq!(out, input);
+}
+
+#[test]
+fn files_and_dash_are_read_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.log", format!("first {OPENAI}\n"));
+    let b = write(dir.path(), "b.log", "third, no newline at end");
+    let c = write(dir.path(), "c.log", format!("fourth {AWS}\n"));
+    let out = ok(
+        &Cli::new([a.as_os_str(), "-".as_ref(), b.as_os_str(), c.as_os_str()])
+            .run(format!("second {GITHUB}\n").as_bytes()),
+    );
+    assert_eq!(
+        out,
+        "first [REDACTED:openai-api-key]\n\
+         second [REDACTED:github-token]\n\
+         third, no newline at end\
+         fourth [REDACTED:aws-access-key-id]\n"
+    );
+}
+
+#[test]
+fn stats_text_counts_without_secrets() {
+    let input = format!("a {OPENAI}\nb {OPENAI} {GITHUB}\nc\n");
+    let o = Cli::new(["--stats"]).run(input.as_bytes());
+    let out = ok(&o);
+    assert_eq!(out.matches("[REDACTED:").count(), 3);
+    let err = stderr(&o);
+    assert!(err.contains("3 lines"), "{err}");
+    assert!(err.contains("3 redactions"), "{err}");
+    assert!(err.contains(&format!("{} bytes in", input.len())), "{err}");
+    assert!(
+        err.contains("openai-api-key") && err.contains("github-token"),
+        "{err}"
+    );
+    assert!(!err.contains(OPENAI) && !err.contains(GITHUB), "{err}");
+}
+
+#[test]
+fn stats_json_parses_and_holds_no_secret() {
+    let input = format!(
+        "{}\n{}\nplain line\n",
+        transcript_user_line(&format!("use {OPENAI} and {OPENAI}")),
+        gateway_line(&format!(
+            "password=Sup3rS3cretValue! host 10.20.0.14 id {AWS}"
+        ))
+    );
+    let o = Cli::new(["--stats=json"]).run(input.as_bytes());
+    let out = ok(&o);
+    let err = stderr(&o);
+    for secret in [OPENAI, AWS, "Sup3rS3cretValue!", "10.20.0.14"] {
+        assert!(!err.contains(secret), "stats leak {secret}: {err}");
+        assert!(!out.contains(secret), "output leak {secret}: {out}");
+    }
+    let stats: serde_json::Value = serde_json::from_str(err.trim()).expect("stderr is JSON");
+    assert_eq!(stats["lines"], 3);
+    assert_eq!(stats["bytes_in"], input.len() as u64);
+    assert_eq!(stats["bytes_out"], out.len() as u64);
+    let by_rule = stats["by_rule"].as_object().expect("by_rule object");
+    assert_eq!(by_rule["openai-api-key"], 2);
+    assert_eq!(by_rule["aws-access-key-id"], 1);
+    assert_eq!(by_rule["private-ipv4"], 1);
+    let total: u64 = by_rule.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(stats["redactions"], total);
+    assert_eq!(total as usize, out.matches("[REDACTED:").count());
+}
+
+#[test]
+fn stats_is_printed_for_empty_input_too() {
+    let o = Cli::new(["--stats=json"]).run(b"");
+    assert_eq!(ok(&o), "");
+    let stats: serde_json::Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    assert_eq!(stats["lines"], 0);
+    assert_eq!(stats["redactions"], 0);
+}
+
+#[test]
+fn bad_stats_format_is_a_usage_error() {
+    let o = Cli::new(["--stats=xml"]).run(b"x\n");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn mask_styles() {
+    let input = format!("key {OPENAI}\n");
+    let tag = ok(&Cli::new(["--mask", "tag"]).run(input.as_bytes()));
+    assert_eq!(tag, "key [REDACTED:openai-api-key]\n");
+    let default = ok(&Cli::new(Vec::<String>::new()).run(input.as_bytes()));
+    assert_eq!(default, tag, "tag is the default");
+    let oc = ok(&Cli::new(["--mask", "openclaw"]).run(input.as_bytes()));
+    assert_eq!(oc, "key sk-pro\u{2026}Xy4z\n");
+    let oc_short = ok(&Cli::new(["--mask=openclaw"]).run(b"TOKEN=shortvalue\n"));
+    assert_eq!(oc_short, "TOKEN=***\n");
+    let fixed = ok(&Cli::new(["--mask", "fixed=XXX"]).run(input.as_bytes()));
+    assert_eq!(fixed, "key XXX\n");
+}
+
+#[test]
+fn bad_masks_exit_2() {
+    for mask in ["nope", "fixed=", "hash"] {
+        let o = Cli::new(["--mask", mask]).run(format!("{OPENAI}\n").as_bytes());
+        assert_no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "--mask {mask}");
+        assert!(o.stdout.is_empty(), "--mask {mask}: nothing scrubbed");
+        assert!(!stderr(&o).contains(OPENAI));
+    }
+}
+
+#[test]
+fn hash_mask_needs_a_key() {
+    let o = Cli::new(["--mask", "hash"]).run(format!("{OPENAI}\n").as_bytes());
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("CLAWSCRUB_HASH_KEY") && err.contains("--hash-key-file"),
+        "{err}"
+    );
+    // An empty key is no key.
+    let o = Cli::new(["--mask", "hash"])
+        .env("CLAWSCRUB_HASH_KEY", "")
+        .run(format!("{OPENAI}\n").as_bytes());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn hash_mask_is_stable_keyed_and_well_formed() {
+    let other = "sk-proj-Zz9yXw8vUt7sRq6pOn5mLk4jIh3gFe2d";
+    let input = format!("a {OPENAI}\nb {other}\nc {OPENAI}\n");
+    let run = |key: &str| {
+        ok(&Cli::new(["--mask", "hash"])
+            .env("CLAWSCRUB_HASH_KEY", key)
+            .run(input.as_bytes()))
+    };
+    let first = run("k1");
+    let second = run("k1");
+    assert_eq!(first, second, "same key, same tags across runs");
+    assert!(!first.contains(OPENAI) && !first.contains(other));
+    let tags = hash_tags(&first);
+    assert_eq!(tags.len(), 3, "{first}");
+    for (id, hex) in &tags {
+        assert_eq!(id, "openai-api-key");
+        assert!(is_hex8(hex), "{hex} in {first}");
+    }
+    assert_eq!(tags[0], tags[2], "same secret, same tag");
+    assert_ne!(tags[0], tags[1], "different secrets, different tags");
+    let rekeyed = hash_tags(&run("k2"));
+    assert_ne!(tags[0], rekeyed[0], "the tag depends on the key");
+}
+
+#[test]
+fn hash_key_file_matches_the_environment_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = write(dir.path(), "hash.key", "k1\n");
+    let input = format!("{GITHUB}\n");
+    let from_file = ok(&Cli::new([
+        "--mask".as_ref(),
+        "hash".as_ref(),
+        "--hash-key-file".as_ref(),
+        key.as_os_str(),
+    ])
+    .run(input.as_bytes()));
+    let from_env = ok(&Cli::new(["--mask", "hash"])
+        .env("CLAWSCRUB_HASH_KEY", "k1")
+        .run(input.as_bytes()));
+    assert_eq!(
+        from_file, from_env,
+        "the key file's final newline is not key"
+    );
+    let tags = hash_tags(&from_file);
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags[0].0, "github-token");
+    assert!(is_hex8(&tags[0].1));
+    // The file wins over the environment.
+    let both = ok(&Cli::new([
+        "--mask".as_ref(),
+        "hash".as_ref(),
+        "--hash-key-file".as_ref(),
+        key.as_os_str(),
+    ])
+    .env("CLAWSCRUB_HASH_KEY", "something else")
+    .run(input.as_bytes()));
+    assert_eq!(both, from_file);
+    // A missing key file is an error naming it.
+    let missing = dir.path().join("no-such.key");
+    let o = Cli::new([
+        "--mask".as_ref(),
+        "hash".as_ref(),
+        "--hash-key-file".as_ref(),
+        missing.as_os_str(),
+    ])
+    .run(input.as_bytes());
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no-such.key"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_input_file_exits_2_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gateway-2026-03-14.log");
+    let o = Cli::new([missing.as_os_str()]).run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("gateway-2026-03-14.log"),
+        "{}",
+        stderr(&o)
+    );
+    // The other inputs are still scrubbed, in order.
+    let good = write(dir.path(), "good.log", format!("x {AWS}\n"));
+    let o = Cli::new([good.as_os_str(), missing.as_os_str(), "-".as_ref()])
+        .run(format!("y {OPENAI}\n").as_bytes());
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stdout(&o),
+        "x [REDACTED:aws-access-key-id]\ny [REDACTED:openai-api-key]\n"
+    );
+    assert!(stderr(&o).contains("gateway-2026-03-14.log"));
+}
+
+#[test]
+fn a_directory_as_input_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Cli::new([dir.path().as_os_str()]).run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+const BAD_CONFIG: &str = r#"{
+  // OpenClaw config, JSON5: comments, unquoted keys, trailing commas
+  gateway: { auth: { token: 'gw-token-DoNotLeak-7f3a9c' } },
+  logging: {
+    level: 'info',
+    redactPatterns: [
+      '/acme-[0-9]{6}/i',
+      'internal\\.corp\\.example',
+      '(?<=session=)LeakyPatternText[a-z]+',
+      '/(["\'])PatternSecretBody\\1/',
+    ],
+  },
+}
+"#;
+
+#[test]
+fn openclaw_config_with_lookbehind_exits_2_naming_index_and_construct() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "openclaw.json", BAD_CONFIG);
+    let o =
+        Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(b"ticket ACME-123456\n");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(err.contains("redactPatterns[2]"), "{err}");
+    assert!(err.contains("lookbehind"), "{err}");
+    assert!(
+        !err.contains("LeakyPatternText"),
+        "pattern text quoted: {err}"
+    );
+    assert!(
+        !err.contains("gw-token-DoNotLeak"),
+        "config text quoted: {err}"
+    );
+}
+
+#[test]
+fn openclaw_config_with_backreference_exits_2_naming_index_and_construct() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "openclaw.json",
+        BAD_CONFIG.replace("'(?<=session=)LeakyPatternText[a-z]+',", ""),
+    );
+    let o =
+        Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(b"ticket ACME-123456\n");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("redactPatterns[2]"), "{err}");
+    assert!(err.contains("backreference"), "{err}");
+    assert!(
+        !err.contains("PatternSecretBody"),
+        "pattern text quoted: {err}"
+    );
+}
+
+#[test]
+fn lenient_warns_and_keeps_the_good_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "openclaw.json", BAD_CONFIG);
+    let input = "ticket ACME-123456 on INTERNAL.corp.example, acme-654321 too; acme-12 not\n";
+    let o = Cli::new([
+        "--lenient".as_ref(),
+        "--openclaw-config".as_ref(),
+        config.as_os_str(),
+    ])
+    .run(input.as_bytes());
+    let out = ok(&o);
+    assert_eq!(
+        out,
+        "ticket [REDACTED:redact-pattern-0] on [REDACTED:redact-pattern-1], \
+         [REDACTED:redact-pattern-0] too; acme-12 not\n"
+    );
+    let err = stderr(&o);
+    assert!(err.contains("warning"), "{err}");
+    assert!(
+        err.contains("redactPatterns[2]") && err.contains("lookbehind"),
+        "{err}"
+    );
+    assert!(
+        err.contains("redactPatterns[3]") && err.contains("backreference"),
+        "{err}"
+    );
+    assert!(!err.contains("LeakyPatternText") && !err.contains("PatternSecretBody"));
+}
+
+#[test]
+fn valid_user_patterns_from_config_redact_with_builtins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "openclaw.json",
+        r#"{ logging: { redactPatterns: ['/acme-[0-9]{6}/i', 'internal\\.corp\\.example'] } }"#,
+    );
+    let input = format!(
+        "{}\n{}\n",
+        transcript_user_line(&format!(
+            "open ACME-123456 on build.internal.corp.example with {OPENAI}"
+        )),
+        gateway_line("proxy internal.corp.example up")
+    );
+    let out =
+        ok(&Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(input.as_bytes()));
+    let expected = format!(
+        "{}\n{}\n",
+        transcript_user_line(
+            "open [REDACTED:redact-pattern-0] on build.[REDACTED:redact-pattern-1] with [REDACTED:openai-api-key]"
+        ),
+        gateway_line("proxy [REDACTED:redact-pattern-1] up")
+    );
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn the_default_config_is_read_from_the_state_dir() {
+    let cli = Cli::new(["--mask", "tag"]);
+    let state = cli._state.path().to_path_buf();
+    write(
+        &state,
+        "openclaw.json",
+        r#"{ logging: { redactPatterns: ['internal\\.corp\\.example'] } }"#,
+    );
+    let out = ok(&cli.run(b"host internal.corp.example\n"));
+    assert_eq!(out, "host [REDACTED:redact-pattern-0]\n");
+    // `--no-openclaw-config` ignores it.
+    let cli = Cli::new(["--no-openclaw-config"]);
+    write(
+        cli._state.path(),
+        "openclaw.json",
+        r#"{ logging: { redactPatterns: ['internal\\.corp\\.example'] } }"#,
+    );
+    assert_eq!(
+        ok(&cli.run(b"host internal.corp.example\n")),
+        "host internal.corp.example\n"
+    );
+}
+
+#[test]
+fn invalid_json5_config_exits_2_without_quoting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "openclaw.json",
+        "{ gateway: { auth: { token: 'gw-token-DoNotLeak-7f3a9c' } }",
+    );
+    let o = Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(b"x\n");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("openclaw.json"), "{err}");
+    assert!(!err.contains("gw-token-DoNotLeak"), "{err}");
+}
+
+#[test]
+fn pattern_flag_is_case_insensitive_and_no_builtin_uses_only_it() {
+    let input = format!("see ACME-123456 and acme-000001, key {OPENAI} at 10.20.0.14\n");
+    let out = ok(&Cli::new(["--no-builtin", "--pattern", "acme-[0-9]{6}"]).run(input.as_bytes()));
+    assert_eq!(
+        out,
+        format!("see [REDACTED:pattern-0] and [REDACTED:pattern-0], key {OPENAI} at 10.20.0.14\n")
+    );
+    // With the built-ins, both.
+    let out = ok(&Cli::new(["--pattern", "acme-[0-9]{6}"]).run(input.as_bytes()));
+    assert_eq!(
+        out,
+        "see [REDACTED:pattern-0] and [REDACTED:pattern-0], key [REDACTED:openai-api-key] at [REDACTED:private-ipv4]\n"
+    );
+    // A regex literal without `i` is case-sensitive, as in JavaScript.
+    let out = ok(&Cli::new(["--no-builtin", "--pattern", "/acme-[0-9]{6}/"]).run(input.as_bytes()));
+    assert!(
+        out.starts_with("see ACME-123456 and [REDACTED:pattern-0]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn unsupported_pattern_flag_exits_2_without_quoting_it() {
+    let o = Cli::new(["--pattern", "(?=x)sk-live-PatternLeak"]).run(b"x\n");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("lookahead"), "{err}");
+    assert!(!err.contains("PatternLeak"), "{err}");
+}
+
+#[test]
+fn disable_and_only_select_rules() {
+    let input = format!("host 10.20.0.14 key {OPENAI} id {AWS}\n");
+    let out = ok(&Cli::new(["--disable", "private-ipv4"]).run(input.as_bytes()));
+    assert_eq!(
+        out,
+        "host 10.20.0.14 key [REDACTED:openai-api-key] id [REDACTED:aws-access-key-id]\n"
+    );
+    let out = ok(
+        &Cli::new(["--disable", "openai-api-key", "--disable", "openclaw-sk"])
+            .run(input.as_bytes()),
+    );
+    assert!(out.contains(OPENAI), "{out}");
+    assert!(!out.contains(AWS) && !out.contains("10.20.0.14"), "{out}");
+    let out = ok(&Cli::new(["--only", "network"]).run(input.as_bytes()));
+    assert_eq!(
+        out,
+        format!("host [REDACTED:private-ipv4] key {OPENAI} id {AWS}\n")
+    );
+    let out = ok(&Cli::new(["--only", "network", "--only", "key"]).run(input.as_bytes()));
+    assert_eq!(
+        out,
+        "host [REDACTED:private-ipv4] key [REDACTED:openai-api-key] id [REDACTED:aws-access-key-id]\n"
+    );
+}
+
+#[test]
+fn unknown_rule_or_category_exits_2() {
+    for args in [
+        &["--disable", "no-such-rule"][..],
+        &["--enable", "no-such-rule"][..],
+        &["--only", "nonsense"][..],
+    ] {
+        let o = Cli::new(args).run(b"x\n");
+        assert_no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn rules_list_shows_ids_and_categories() {
+    let out = ok(&Cli::new(["rules", "list"]).run(b""));
+    for (id, category) in [
+        ("openai-api-key", "key"),
+        ("jwt", "token"),
+        ("private-key", "token"),
+        ("json-sensitive-key", "credential"),
+        ("private-ipv4", "network"),
+        ("private-ipv6", "network"),
+        ("openclaw-telegram", "key"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_else(|| panic!("{id} not listed:\n{out}"));
+        assert_eq!(line.split_whitespace().nth(1), Some(category), "{line}");
+    }
+    let count = clawscrub::Scrubber::builder()
+        .build()
+        .unwrap()
+        .rules()
+        .len();
+    assert!(out.trim_end().ends_with(&format!("{count} rules")), "{out}");
+
+    let network = ok(&Cli::new(["rules", "list", "--only", "network"]).run(b""));
+    let ids: Vec<&str> = network
+        .lines()
+        .filter(|l| !l.ends_with(" rules"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(ids, ["private-ipv4", "private-ipv6"]);
+    // User patterns are listed as custom rules.
+    let custom =
+        ok(&Cli::new(["rules", "list", "--no-builtin", "--pattern", "acme-[0-9]+"]).run(b""));
+    assert!(
+        custom.contains("pattern-0") && custom.contains("custom"),
+        "{custom}"
+    );
+}
+
+#[test]
+
+fn rule_options_before_the_rules_subcommand() {
+    // src/main.rs: "`clawscrub --only key rules list` and `clawscrub rules list --only key` both work."
+    let after = ok(&Cli::new(["rules", "list", "--only", "network"]).run(b""));
+    let before = ok(&Cli::new(["--only", "network", "rules", "list"]).run(b""));
+    assert_eq!(before, after);
+}
+
+const WRONG_RULES: &str = r#"
+[[rule]]
+id = "acme-ticket"
+description = "ACME ticket ids"
+category = "custom"
+regex = '''\bACME-[0-9]{6}\b'''
+examples = [
+  { input = "ticket ACME-123456 open", output = "ticket [REDACTED:acme-ticket] open" },
+  { input = "ticket ACME-654321 closed", output = "ticket ACME-654321 closed" },
+]
+negative_examples = ["ACME-12"]
+"#;
+
+#[test]
+fn rules_test_passes_on_builtins() {
+    let o = Cli::new(["rules", "test"]).run(b"");
+    let out = ok(&o);
+    assert!(out.trim_end().ends_with("0 failed"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn rules_test_fails_on_a_wrong_user_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(dir.path(), "acme.toml", WRONG_RULES);
+    let o = Cli::new(["rules".as_ref(), "test".as_ref(), rules.as_os_str()]).run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("FAIL") && out.contains("acme-ticket") && out.contains("example 2"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("1 failed"), "{out}");
+    // The same file with the example fixed passes.
+    let fixed = write(
+        dir.path(),
+        "fixed.toml",
+        WRONG_RULES.replace(
+            r#"output = "ticket ACME-654321 closed""#,
+            r#"output = "ticket [REDACTED:acme-ticket] closed""#,
+        ),
+    );
+    let o = Cli::new(["rules".as_ref(), "test".as_ref(), fixed.as_os_str()]).run(b"");
+    ok(&o);
+}
+
+#[test]
+fn rules_test_with_a_broken_rule_file_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(dir.path(), "broken.toml", "[[rule]]\nid = \"x\"\n");
+    let o = Cli::new(["rules".as_ref(), "test".as_ref(), rules.as_os_str()]).run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("broken.toml"), "{}", stderr(&o));
+}
+
+#[test]
+
+fn rules_test_checks_files_given_with_rules_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(dir.path(), "acme.toml", WRONG_RULES);
+    let o = Cli::new([
+        "rules".as_ref(),
+        "test".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+    ])
+    .run(b"");
+    assert_no_panic(&o);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn user_rule_file_scrubs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(dir.path(), "acme.toml", WRONG_RULES);
+    let out = ok(&Cli::new([
+        "--no-builtin".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+    ])
+    .run(format!("ticket ACME-123456 and {OPENAI}\n").as_bytes()));
+    assert_eq!(out, format!("ticket [REDACTED:acme-ticket] and {OPENAI}\n"));
+}
+
+/// A large input with secrets on many lines.
+fn large_input() -> Vec<u8> {
+    let mut input = Vec::new();
+    let mut i = 0u64;
+    while input.len() < 8 << 20 {
+        i += 1;
+        let line = match i % 3 {
+            0 => transcript_user_line(&format!("step {i}: key {OPENAI}")),
+            1 => tslog_line(&format!("request {i} from 10.20.0.{}", i % 250 + 1)),
+            _ => gateway_line(&format!("line {i} token={GITHUB}")),
+        };
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    input
+}
+
+fn read_a_little_then_close(mut cli: Cli, stdin_data: Option<Vec<u8>>) -> Output {
+    let mut child = cli
+        .cmd
+        .stdin(if stdin_data.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = stdin_data.map(|data| {
+        let mut pipe = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        })
+    });
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 100];
+    out.read_exact(&mut first).unwrap();
+    drop(out); // The reader goes away, like `| head -c 100`.
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    if let Some(w) = writer {
+        w.join().unwrap();
+    }
+    Output {
+        status,
+        stdout: first.to_vec(),
+        stderr: err.into_bytes(),
+    }
+}
+
+#[test]
+fn broken_pipe_from_a_file_is_a_quiet_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = write(dir.path(), "big.jsonl", large_input());
+    let o = read_a_little_then_close(Cli::new([big.as_os_str()]), None);
+    assert_no_panic(&o);
+    assert_eq!(stderr(&o), "", "nothing on stderr");
+    assert!(
+        matches!(o.status.code(), Some(0)),
+        "status {:?}, stderr {}",
+        o.status,
+        stderr(&o)
+    );
+}
+
+#[test]
+fn broken_pipe_from_stdin_is_a_quiet_end() {
+    let o = read_a_little_then_close(Cli::new(["--stats"]), Some(large_input()));
+    assert_no_panic(&o);
+    assert!(!stderr(&o).contains(OPENAI) && !stderr(&o).contains(GITHUB));
+    assert!(
+        matches!(o.status.code(), Some(0)),
+        "status {:?}, stderr {}",
+        o.status,
+        stderr(&o)
+    );
+}
+
+#[test]
+fn binary_junk_without_secrets_passes_through_byte_identical() {
+    let mut input = Vec::new();
+    input.extend_from_slice(b"CRLF line one\r\nCRLF line two\r\n");
+    input.extend_from_slice(b"nul \0 bytes \0\0 in the middle\n");
+    input.extend_from_slice(b"invalid utf-8 \xff\xfe\xc3\x28 \xe2\x82 end\n");
+    input.extend_from_slice(b"{\"type\":\"session\",\"id\":\"5d0c1f0e\"}\r\n");
+    input.extend_from_slice(b"{\"half\": \"json \xff\"\n");
+    input.extend_from_slice(b"\r\n\n\r\r\n");
+    input.extend_from_slice(
+        b"version 1.10.2.3, commit 2f0c7e4f1b2a3c4d5e6f708192a3b4c5d6e7f809, 8.8.8.8\r\n",
+    );
+    input.extend((0u8..=255).filter(|&b| b != b'\n'));
+    input.extend_from_slice(b"\nlast line without newline \xc0\x80\0");
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "junk.log", &input);
+    let o = Cli::new([file.as_os_str()]).run(b"");
+    ok(&o);
+    assert_eq!(o.stdout, input, "file");
+    let o = Cli::new(["-"]).run(&input);
+    ok(&o);
+    assert_eq!(o.stdout, input, "stdin");
+}
+
+#[test]
+fn binary_junk_around_a_secret_keeps_every_other_byte() {
+    let before: &[u8] = b"\xff\xfe\0 CRLF\r\n\x01\x02 invalid \xc3\x28 ";
+    let after: &[u8] = b" \0\xff tail\r\nno final newline \xe2\x82";
+    let mut input = before.to_vec();
+    input.extend_from_slice(OPENAI.as_bytes());
+    input.extend_from_slice(after);
+    let o = Cli::new(Vec::<String>::new()).run(&input);
+    ok(&o);
+    let mut expected = before.to_vec();
+    expected.extend_from_slice(b"[REDACTED:openai-api-key]");
+    expected.extend_from_slice(after);
+    assert_eq!(o.stdout, expected);
+}
+
+/// Every string in a JSON value, with strings that are themselves JSON searched too.
+fn all_strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            out.push(s.clone());
+            if let Ok(inner) = serde_json::from_str::<serde_json::Value>(s) {
+                all_strings(&inner, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| all_strings(v, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|v| all_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// The values of `key` anywhere in a JSON value.
+fn values_of(value: &serde_json::Value, key: &str, out: &mut Vec<serde_json::Value>) {
+    match value {
+        serde_json::Value::Array(a) => a.iter().for_each(|v| values_of(v, key, out)),
+        serde_json::Value::Object(o) => {
+            for (k, v) in o {
+                if k == key {
+                    out.push(v.clone());
+                }
+                values_of(v, key, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn bundled_session_scrubs_clean() {
+    let session = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/session.jsonl");
+    let input = std::fs::read_to_string(session).unwrap();
+    let planted = [
+        "10.20.0.14",
+        "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJkZXBsb3kifQ.4pXcJ2xg1kVb8Qz7TrW3nYs5",
+        "hunter2",
+        "10.20.0.15",
+        "Tr0ub4dor&3",
+        "7312456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ",
+        "fd7a:115c:a1e0::53",
+    ];
+    for secret in planted {
+        assert!(input.contains(secret), "{secret} is planted");
+    }
+    for mask in ["tag", "openclaw", "fixed=XXX"] {
+        let o = Cli::new([
+            "--mask".as_ref(),
+            mask.as_ref(),
+            session.as_ref() as &std::ffi::OsStr,
+        ])
+        .run(b"");
+        let out = ok(&o);
+        assert_eq!(out.lines().count(), input.lines().count(), "{mask}");
+        let mut decoded = Vec::new();
+        for (line_in, line_out) in input.lines().zip(out.lines()) {
+            match serde_json::from_str::<serde_json::Value>(line_in) {
+                Ok(before) => {
+                    let after: serde_json::Value = serde_json::from_str(line_out)
+                        .unwrap_or_else(|e| panic!("{mask}: not JSON ({e}): {line_out}"));
+                    for key in [
+                        "thinkingSignature",
+                        "id",
+                        "parentId",
+                        "toolCallId",
+                        "timestamp",
+                        "type",
+                        "role",
+                    ] {
+                        let (mut a, mut b) = (Vec::new(), Vec::new());
+                        values_of(&before, key, &mut a);
+                        values_of(&after, key, &mut b);
+                        assert_eq!(a, b, "{mask}: {key} changed");
+                    }
+                    all_strings(&after, &mut decoded);
+                }
+                Err(_) => decoded.push(line_out.to_string()),
+            }
+        }
+        for secret in planted {
+            assert!(!out.contains(secret), "{mask}: {secret} survives in {out}");
+            assert!(
+                !decoded.iter().any(|s| s.contains(secret)),
+                "{mask}: {secret} survives decoded"
+            );
+        }
+        assert!(out.contains("c2a2f355d04987bcf2946e5e577e078eea8a52fad6ce3090411d4534d2e2d050"));
+        assert!(
+            out.contains("http://127.0.0.1:18789/__openclaw__/canvas/"),
+            "loopback kept"
+        );
+        assert!(out.contains(r#""runtimeVersion":"24.14.0""#));
+    }
+}
+
+#[test]
+fn structural_and_sensitive_key_options() {
+    let line = r#"{"type":"custom","id":"a1","sessionKey":"agent:main:AKIAC4JFZJS7VQKBOXZJ","note":"plain words here"}"#;
+    let input = format!("{line}\n");
+    let out = ok(&Cli::new(["--structural-key", "sessionKey"]).run(input.as_bytes()));
+    assert_eq!(out, input, "structural key values are never changed");
+    let out = ok(&Cli::new(["--sensitive-key", "note"]).run(input.as_bytes()));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["note"], "[REDACTED:json-sensitive-key]");
+    assert!(!out.contains(AWS));
+}
+
+#[test]
+fn help_and_version_work() {
+    let o = Cli::new(["--help"]).run(b"");
+    assert!(ok(&o).contains("Usage"));
+    let o = Cli::new(["--version"]).run(b"");
+    assert!(ok(&o).contains(env!("CARGO_PKG_VERSION")));
+    let o = Cli::new(["--no-such-flag"]).run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+}
