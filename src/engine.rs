@@ -104,30 +104,21 @@ pub(crate) struct MatchCache {
 }
 
 /// The spellings of `lit` inside one more level of JSON string escaping.
-fn json_escaped(lit: &[u8]) -> Vec<Vec<u8>> {
-    // Emitters differ on `/`: each may be escaped or not, so every combination is a spelling
-    // (few anchors hold a `/`, and none more than a couple).
-    let slashes = lit.iter().filter(|&&b| b == b'/').count().min(4);
-    (0..1u32 << slashes)
-        .map(|escape| {
-            let mut out = Vec::with_capacity(lit.len() + 4);
-            let mut nth = 0;
-            for &b in lit {
-                match b {
-                    b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-                    b'/' => {
-                        if escape & (1 << nth.min(3)) != 0 {
-                            out.push(b'\\');
-                        }
-                        out.push(b'/');
-                        nth += 1;
-                    }
-                    _ => out.push(b),
-                }
+fn json_escaped(lit: &[u8]) -> [Vec<u8>; 2] {
+    // Emitters differ on `/` (PHP and some loggers escape it, Node does not), so both are
+    // spellings; a nesting level may differ from the one around it. A mix within one level
+    // (`:\//`) is not searched for: no emitter writes it.
+    [false, true].map(|slash| {
+        let mut out = Vec::with_capacity(lit.len() + 4);
+        for &b in lit {
+            match b {
+                b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+                b'/' if slash => out.extend_from_slice(b"\\/"),
+                _ => out.push(b),
             }
-            out
-        })
-        .collect()
+        }
+        out
+    })
 }
 
 impl Matcher {
