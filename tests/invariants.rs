@@ -1666,6 +1666,26 @@ fn url_credentials_with_slashes_escaped_at_one_level_only() {
     assert_eq!(out, format!("{redacted}\n"));
 }
 
+/// An address at the start of a line of tool output is, in the raw JSON, right after `\n`.
+#[test]
+fn ipv6_after_json_escape() {
+    let s = tag_scrubber();
+    for (line, redacted) in [
+        (
+            r#"{"text":"inet6\nfd7a:115c:a1e0::53"}"#,
+            r#"{"text":"inet6\n[REDACTED:private-ipv6]"}"#,
+        ),
+        (
+            r#"{"text":"up\tfe80::1ff:fe23:4567:890a"}"#,
+            r#"{"text":"up\t[REDACTED:private-ipv6]"}"#,
+        ),
+    ] {
+        // With a newline: a final line without one is scrubbed whatever the triggers say.
+        let out = show(&s.scrub_bytes(format!("{line}\n").as_bytes()));
+        assert_eq!(out, format!("{redacted}\n"));
+    }
+}
+
 /// JSON keys written with escapes are the same keys.
 #[test]
 fn escaped_key_names_are_recognised() {
