@@ -12,33 +12,10 @@ pub(crate) const MIN_ANCHOR_LEN: usize = 3;
 /// More literals than this slow the SIMD searcher for every rule.
 const MAX_ANCHORS_PER_RULE: usize = 64;
 
-fn parse(pattern: &str, unicode: bool) -> Option<Hir> {
-    regex_syntax::ParserBuilder::new()
-        .unicode(unicode)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()
-}
-
-/// Lower-cased literals at least one of which occurs in every match, or `None` when no set of
-/// at least [`MIN_ANCHOR_LEN`]-byte literals is required.
-pub(crate) fn required_literals(pattern: &str, unicode: bool) -> Option<Vec<Vec<u8>>> {
-    required(&parse(pattern, unicode)?)
-}
-
-/// The longest match the regex can make, when bounded.
-pub(crate) fn maximum_len(pattern: &str, unicode: bool) -> Option<usize> {
-    parse(pattern, unicode)?.properties().maximum_len()
-}
-
 /// True when every match of the regex starts with one of `anchors` (lower case): a hit can then
 /// be confirmed by running the regex anchored at the hit.
-pub(crate) fn starts_with_anchor(pattern: &str, unicode: bool, anchors: &[Vec<u8>]) -> bool {
-    let Some(hir) = parse(pattern, unicode) else {
-        return false;
-    };
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
     let Some(lits) = seq.literals() else {
         return false;
     };
@@ -83,14 +60,16 @@ fn better(a: Option<Vec<Vec<u8>>>, b: Option<Vec<Vec<u8>>>) -> Option<Vec<Vec<u8
     }
 }
 
-fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+/// Lower-cased literals at least one of which occurs in every match, or `None` when no set of
+/// at least [`MIN_ANCHOR_LEN`]-byte literals is required.
+pub(crate) fn required_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     match hir.kind() {
-        HirKind::Capture(c) => required(&c.sub),
-        HirKind::Repetition(r) if r.min >= 1 => required(&r.sub),
+        HirKind::Capture(c) => required_literals(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required_literals(&r.sub),
         HirKind::Alternation(alts) => {
             let mut all = Vec::new();
             for alt in alts {
-                all.extend(required(alt)?);
+                all.extend(required_literals(alt)?);
             }
             all.sort();
             all.dedup();
@@ -102,7 +81,7 @@ fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
                 if i > 0 {
                     best = better(best, prefix_set(&Hir::concat(children[i..].to_vec())));
                 }
-                best = better(best, required(&children[i]));
+                best = better(best, required_literals(&children[i]));
             }
             best
         }
@@ -114,8 +93,12 @@ fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
 mod tests {
     use super::*;
 
+    fn hir(p: &str) -> Hir {
+        crate::rules::parse_regex(p, false).unwrap()
+    }
+
     fn lits(p: &str) -> Option<Vec<String>> {
-        required_literals(p, false).map(|v| {
+        required_literals(&hir(p)).map(|v| {
             v.into_iter()
                 .map(|l| String::from_utf8(l).unwrap())
                 .collect()
@@ -151,27 +134,20 @@ mod tests {
     #[test]
     fn anchored_prefixes() {
         let a = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert!(starts_with_anchor(&hir(r"\b(sk-[a-z]{8})\b"), &a(&["sk-"])));
         assert!(starts_with_anchor(
-            r"\b(sk-[a-z]{8})\b",
-            false,
-            &a(&["sk-"])
-        ));
-        assert!(starts_with_anchor(
-            r"(?i)\bbearer\s+(\S{16})",
-            false,
+            &hir(r"(?i)\bbearer\s+(\S{16})"),
             &a(&["bearer"])
         ));
         assert!(starts_with_anchor(
-            r"(?:10|172)\.\d",
-            false,
+            &hir(r"(?:10|172)\.\d"),
             &a(&["10.", "172."])
         ));
         assert!(!starts_with_anchor(
-            r"\w{0,9}token=(\S+)",
-            false,
+            &hir(r"\w{0,9}token=(\S+)"),
             &a(&["token"])
         ));
-        assert!(!starts_with_anchor(r"x?sk-\d", false, &a(&["sk-"])));
+        assert!(!starts_with_anchor(&hir(r"x?sk-\d"), &a(&["sk-"])));
     }
 
     #[test]

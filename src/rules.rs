@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta;
 use regex_automata::util::syntax;
+use regex_syntax::hir::{Hir, HirKind};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -311,8 +312,8 @@ pub(crate) struct LazyRegex {
 }
 
 impl LazyRegex {
-    /// Parses `source` (so syntax errors surface now) and, when `eager`, compiles it too, so
-    /// that rules from users report every error before any input is read.
+    /// A regex the caller has parsed already; compiled now when `eager`, so that rules from
+    /// users report every error before any input is read.
     fn new(source: &str, unicode: bool, eager: bool) -> Result<LazyRegex, String> {
         let lazy = LazyRegex {
             source: source.to_string(),
@@ -321,8 +322,6 @@ impl LazyRegex {
         };
         if eager {
             let _ = lazy.compiled.set(compile_regex(source, unicode)?);
-        } else {
-            parse_regex(source, unicode)?;
         }
         Ok(lazy)
     }
@@ -339,12 +338,11 @@ impl LazyRegex {
 
 /// True when the regex is its one capture group, with nothing but zero-width assertions
 /// (`\b`, `^`, `$`) around it.
-fn whole_match_group(hir: &regex_syntax::hir::Hir) -> bool {
-    use regex_syntax::hir::HirKind;
+fn whole_match_group(hir: &Hir) -> bool {
     match hir.kind() {
         HirKind::Capture(_) => true,
         HirKind::Concat(parts) => {
-            let zero_width = |h: &regex_syntax::hir::Hir| matches!(h.kind(), HirKind::Look(_));
+            let zero_width = |h: &Hir| matches!(h.kind(), HirKind::Look(_));
             parts.iter().filter(|h| !zero_width(h)).count() == 1
                 && parts
                     .iter()
@@ -355,7 +353,7 @@ fn whole_match_group(hir: &regex_syntax::hir::Hir) -> bool {
 }
 
 /// Parses a pattern with the engine's syntax settings, reporting errors without quoting it.
-fn parse_regex(pattern: &str, unicode: bool) -> Result<regex_syntax::hir::Hir, String> {
+pub(crate) fn parse_regex(pattern: &str, unicode: bool) -> Result<Hir, String> {
     regex_syntax::ParserBuilder::new()
         .unicode(unicode)
         .utf8(false)
@@ -385,7 +383,6 @@ pub(crate) fn normalize_key(key: &[u8]) -> Vec<u8> {
 }
 
 impl Rule {
-    /// Compiles a spec; `origin` names the file for error messages.
     /// Compiles a spec; `origin` names the file for error messages. Built-in rules' regexes
     /// are compiled on first use, other rules' at once.
     pub fn compile(spec: &RuleSpec, origin: &str) -> Result<Rule, Error> {
@@ -402,18 +399,22 @@ impl Rule {
                 "rule id must be non-empty ASCII letters, digits, `-` or `_`",
             ));
         }
-        let regex = match &spec.regex {
-            Some(re) => Some(Arc::new(
-                LazyRegex::new(re, spec.unicode, eager).map_err(fail)?,
-            )),
+        // Parsed once: the parse reports syntax errors and feeds every analysis below.
+        let hir = match &spec.regex {
+            Some(re) => Some(parse_regex(re, spec.unicode).map_err(fail)?),
             None if spec.json_keys.is_empty() => {
                 return Err(fail("needs a `regex` or `json_keys`".into()))
             }
             None => None,
         };
+        let regex = spec
+            .regex
+            .as_deref()
+            .map(|re| LazyRegex::new(re, spec.unicode, eager).map(Arc::new))
+            .transpose()
+            .map_err(fail)?;
         let mut group_is_match = spec.secret_group == 0;
-        if let Some(source) = &spec.regex {
-            let hir = parse_regex(source, spec.unicode).map_err(fail)?;
+        if let Some(hir) = &hir {
             let groups = hir.properties().explicit_captures_len();
             if spec.secret_group > groups {
                 return Err(fail(format!(
@@ -421,7 +422,7 @@ impl Rule {
                     spec.secret_group
                 )));
             }
-            group_is_match |= groups == 1 && spec.secret_group == 1 && whole_match_group(&hir);
+            group_is_match |= groups == 1 && spec.secret_group == 1 && whole_match_group(hir);
         }
         let validators = spec
             .validators
@@ -439,9 +440,9 @@ impl Rule {
             return Err(fail(format!("empty anchor ({} bytes)", a.len())));
         }
         if anchors.is_empty() && spec.scanner.is_none() {
-            if let Some(re) = &spec.regex {
+            if let Some(hir) = &hir {
                 // Derived anchors are lower-cased and matched case-insensitively: always sound.
-                if let Some(found) = literals::required_literals(re, spec.unicode) {
+                if let Some(found) = literals::required_literals(hir) {
                     anchors = found;
                     anchor_case = AnchorCase::Insensitive;
                 }
@@ -449,27 +450,30 @@ impl Rule {
         }
         let exact_anchors = anchors.clone();
         let anchors: Vec<Vec<u8>> = anchors.iter().map(|a| a.to_ascii_lowercase()).collect();
-        let reach = spec
-            .regex
-            .as_deref()
-            .and_then(|re| literals::maximum_len(re, spec.unicode))
+        let reach = hir
+            .as_ref()
+            .and_then(|h| h.properties().maximum_len())
             .map_or(MAX_REACH, |n| n.min(MAX_REACH));
         let hit_check = if let Some(check) = &spec.hit_check {
+            let check_fail = |m: String| fail(format!("hit_check: {m}"));
+            let check_hir = parse_regex(check, spec.unicode).map_err(check_fail)?;
             let regex = LazyRegex::new(check, spec.unicode, eager)
                 .map(Arc::new)
-                .map_err(|m| fail(format!("hit_check: {m}")))?;
+                .map_err(check_fail)?;
             // An unbounded check is cut at the cap: it sees the first 2 KiB after the hit.
-            let reach = literals::maximum_len(check, spec.unicode)
+            let reach = check_hir
+                .properties()
+                .maximum_len()
                 .map_or(MAX_CHECK_REACH, |n| n.min(MAX_CHECK_REACH));
             HitCheck::Regex { regex, reach }
         } else if !spec.json_keys.is_empty() && spec.regex.is_none() {
             HitCheck::JsonKey
         } else {
-            match (&regex, &spec.regex) {
-                (Some(re), Some(src))
+            match (&regex, &hir) {
+                (Some(re), Some(hir))
                     if reach <= MAX_CHECK_REACH
                         && spec.scanner.is_none()
-                        && literals::starts_with_anchor(src, spec.unicode, &anchors) =>
+                        && literals::starts_with_anchor(hir, &anchors) =>
                 {
                     HitCheck::Regex {
                         regex: re.clone(),
