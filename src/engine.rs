@@ -12,7 +12,7 @@ use regex_automata::Input;
 
 use crate::json;
 use crate::mask::Mask;
-use crate::rules::{normalize_key, AnchorCase, HitCheck, Rule, Scanner};
+use crate::rules::{normalize_key, AnchorCase, HitCheck, LazyRegex, Rule, Scanner};
 
 /// Block-level literal search runs in groups of at most this many literals: aho-corasick's
 /// SIMD searcher (Teddy) handles a small set at several GB/s but is not used for large ones.
@@ -384,13 +384,7 @@ impl Matcher {
     fn check_in_text(&self, text: &[u8], at: usize, r: usize, cache: &mut MatchCache) -> bool {
         match &self.rules[r].hit_check {
             HitCheck::Regex { regex, reach } if self.check_hits => {
-                let regex = regex.get();
-                let input = Input::new(text)
-                    .span(at..(at + reach + 1).min(text.len()))
-                    .anchored(regex_automata::Anchored::Yes)
-                    .earliest(true);
-                let check_cache = cache.check[r].get_or_insert_with(|| regex.create_cache());
-                regex.search_half_with(check_cache, &input).is_some()
+                check_matches(regex, *reach, text, at, &mut cache.check[r])
             }
             _ => true,
         }
@@ -458,14 +452,7 @@ impl Matcher {
                     {
                         continue;
                     }
-                    let end = (start + reach + 1).min(window.len());
-                    let input = Input::new(window)
-                        .span(start..end)
-                        .anchored(regex_automata::Anchored::Yes)
-                        .earliest(true);
-                    let regex = regex.get();
-                    let check_cache = cache.check[r].get_or_insert_with(|| regex.create_cache());
-                    if regex.search_half_with(check_cache, &input).is_some() {
+                    if check_matches(regex, *reach, window, start, &mut cache.check[r]) {
                         return true;
                     }
                 }
@@ -604,6 +591,24 @@ impl Matcher {
         }
         resolve_overlaps(&mut cache.candidates, out);
     }
+}
+
+/// Whether a hit-check regex matches anchored at `haystack[at..]`, looking at most `reach`
+/// bytes (and one more, for a trailing look-around) ahead.
+fn check_matches(
+    regex: &LazyRegex,
+    reach: usize,
+    haystack: &[u8],
+    at: usize,
+    check_cache: &mut Option<meta::Cache>,
+) -> bool {
+    let regex = regex.get();
+    let input = Input::new(haystack)
+        .span(at..(at + reach + 1).min(haystack.len()))
+        .anchored(regex_automata::Anchored::Yes)
+        .earliest(true);
+    let check_cache = check_cache.get_or_insert_with(|| regex.create_cache());
+    regex.search_half_with(check_cache, &input).is_some()
 }
 
 /// Fills `cache.window` with one byte of left context for `text[at]` followed by the text from

@@ -53,6 +53,11 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The regex caches and scratch buffers, which the block-level hit checks share.
+    pub fn cache(&mut self) -> &mut MatchCache {
+        &mut self.cache
+    }
+
     /// True while a multi-line block is open: the next line must be scrubbed, hit or not.
     pub fn in_block(&self) -> bool {
         self.block.is_some()

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::engine::{MatchCache, Matcher, TriggerScan};
+use crate::engine::{Matcher, TriggerScan};
 use crate::error::Error;
 use crate::json;
 use crate::rules::MAX_REACH;
@@ -30,8 +30,6 @@ pub(crate) struct Filter<'a, W: Write> {
     writer: W,
     out: Vec<u8>,
     lower: Vec<u8>,
-    /// Scratch for checking anchor hits at block level.
-    hit_cache: MatchCache,
     long: Option<LongLine>,
     lines: u64,
     bytes_in: u64,
@@ -46,7 +44,6 @@ impl<'a, W: Write> Filter<'a, W> {
             writer,
             out: Vec::with_capacity(OUT_FLUSH + BLOCK),
             lower: Vec::new(),
-            hit_cache: scrubber.matcher.new_cache(),
             long: None,
             lines: 0,
             bytes_in: 0,
@@ -152,10 +149,13 @@ impl<'a, W: Write> Filter<'a, W> {
             let line_start = if self.session.in_block() {
                 pos
             } else {
-                match self
-                    .matcher
-                    .next_trigger(region, &lower, pos, &mut scan, &mut self.hit_cache)
-                {
+                match self.matcher.next_trigger(
+                    region,
+                    &lower,
+                    pos,
+                    &mut scan,
+                    self.session.cache(),
+                ) {
                     Some(t) => memchr::memrchr(b'\n', &region[pos..t]).map_or(pos, |i| pos + i + 1),
                     None => region.len(),
                 }
