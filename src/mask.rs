@@ -84,17 +84,27 @@ impl Mask {
         }
     }
 
-    /// True when `secret` already is (or contains) a mask of this style, so a second pass
-    /// leaves it alone: scrubbing is idempotent.
-    /// Whether `text[start..end]` is, or is a piece of, a mask this style produced: the kept
-    /// head or tail of an `openclaw` mask (`sk-pro…Xy4z`) must not be masked again.
+    /// Whether `text[start..end]` is, or is a piece of, a mask this style produced, so that a
+    /// second pass leaves it alone. A piece of the kept head or tail of an `openclaw` mask
+    /// (`sk-pro…Xy4z`, `fd7a:1…::53`) lies in the same unbroken run of text as its `…`, within
+    /// the head's 6 or the tail's 4 characters.
     pub(crate) fn is_masked_in(&self, text: &[u8], start: usize, end: usize) -> bool {
-        self.is_masked(&text[start..end])
-            || (matches!(self, Mask::OpenClaw)
-                && (text[end..].starts_with(ELLIPSIS.as_bytes())
-                    || text[..start].ends_with(ELLIPSIS.as_bytes())))
+        if self.is_masked(&text[start..end]) {
+            return true;
+        }
+        if !matches!(self, Mask::OpenClaw) {
+            return false;
+        }
+        let ellipsis = ELLIPSIS.as_bytes();
+        let unbroken = |run: &[u8]| !run.iter().any(u8::is_ascii_whitespace);
+        let after = &text[end..text.len().min(end + 6 * 4)];
+        let before = &text[start.saturating_sub(4 * 4)..start];
+        memchr::memmem::find(after, ellipsis).is_some_and(|i| unbroken(&after[..i]))
+            || memchr::memmem::rfind(before, ellipsis)
+                .is_some_and(|i| unbroken(&before[i + ellipsis.len()..]))
     }
 
+    /// True when `secret` already is (or contains) a mask of this style.
     pub(crate) fn is_masked(&self, secret: &[u8]) -> bool {
         let contains = |needle: &[u8]| memchr::memmem::find(secret, needle).is_some();
         contains(b"[REDACTED")
