@@ -34,6 +34,14 @@ impl Cli {
         Cli { cmd, _state: state }
     }
 
+    /// Writes `text` as an OpenClaw config in this run's state dir and passes it with
+    /// `--openclaw-config`.
+    fn openclaw_config(mut self, text: &str) -> Cli {
+        let path = write(self._state.path(), "openclaw.json", text);
+        self.cmd.arg("--openclaw-config").arg(path);
+        self
+    }
+
     fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Cli {
         self.cmd.env(key, value);
         self
@@ -400,10 +408,9 @@ const BAD_CONFIG: &str = r#"{
 
 #[test]
 fn openclaw_config_with_lookbehind_exits_2_naming_index_and_construct() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), "openclaw.json", BAD_CONFIG);
-    let o =
-        Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(b"ticket ACME-123456\n");
+    let o = Cli::new::<_, &str>([])
+        .openclaw_config(BAD_CONFIG)
+        .run(b"ticket ACME-123456\n");
     assert_no_panic(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(o.stdout.is_empty());
@@ -422,14 +429,9 @@ fn openclaw_config_with_lookbehind_exits_2_naming_index_and_construct() {
 
 #[test]
 fn openclaw_config_with_backreference_exits_2_naming_index_and_construct() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "openclaw.json",
-        BAD_CONFIG.replace("'(?<=session=)LeakyPatternText[a-z]+',", ""),
-    );
-    let o =
-        Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(b"ticket ACME-123456\n");
+    let o = Cli::new::<_, &str>([])
+        .openclaw_config(&BAD_CONFIG.replace("'(?<=session=)LeakyPatternText[a-z]+',", ""))
+        .run(b"ticket ACME-123456\n");
     assert_no_panic(&o);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
@@ -443,15 +445,10 @@ fn openclaw_config_with_backreference_exits_2_naming_index_and_construct() {
 
 #[test]
 fn lenient_warns_and_keeps_the_good_patterns() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), "openclaw.json", BAD_CONFIG);
     let input = "ticket ACME-123456 on INTERNAL.corp.example, acme-654321 too; acme-12 not\n";
-    let o = Cli::new([
-        "--lenient".as_ref(),
-        "--openclaw-config".as_ref(),
-        config.as_os_str(),
-    ])
-    .run(input.as_bytes());
+    let o = Cli::new(["--lenient"])
+        .openclaw_config(BAD_CONFIG)
+        .run(input.as_bytes());
     let out = ok(&o);
     assert_eq!(
         out,
@@ -473,12 +470,6 @@ fn lenient_warns_and_keeps_the_good_patterns() {
 
 #[test]
 fn valid_user_patterns_from_config_redact_with_builtins() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "openclaw.json",
-        r#"{ logging: { redactPatterns: ['/acme-[0-9]{6}/i', 'internal\\.corp\\.example'] } }"#,
-    );
     let input = format!(
         "{}\n{}\n",
         transcript_user_line(&format!(
@@ -486,8 +477,11 @@ fn valid_user_patterns_from_config_redact_with_builtins() {
         )),
         gateway_line("proxy internal.corp.example up")
     );
-    let out =
-        ok(&Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(input.as_bytes()));
+    let out = ok(&Cli::new::<_, &str>([])
+        .openclaw_config(
+            r#"{ logging: { redactPatterns: ['/acme-[0-9]{6}/i', 'internal\\.corp\\.example'] } }"#,
+        )
+        .run(input.as_bytes()));
     let expected = format!(
         "{}\n{}\n",
         transcript_user_line(
@@ -524,13 +518,9 @@ fn the_default_config_is_read_from_the_state_dir() {
 
 #[test]
 fn invalid_json5_config_exits_2_without_quoting_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "openclaw.json",
-        "{ gateway: { auth: { token: 'gw-token-DoNotLeak-7f3a9c' } }",
-    );
-    let o = Cli::new(["--openclaw-config".as_ref(), config.as_os_str()]).run(b"x\n");
+    let o = Cli::new::<_, &str>([])
+        .openclaw_config("{ gateway: { auth: { token: 'gw-token-DoNotLeak-7f3a9c' } }")
+        .run(b"x\n");
     assert_no_panic(&o);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
