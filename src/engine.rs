@@ -33,14 +33,15 @@ pub(crate) struct Span {
 #[derive(Debug)]
 pub(crate) struct Matcher {
     pub rules: Vec<Rule>,
+    /// Every literal in one automaton, for the close look at a line (`find`).
     anchors: Option<AhoCorasick>,
-    /// The same literals split into small groups for the block-level search, each group with
-    /// the global ids of its literals.
+    /// The substring-minimal literals in small groups for the block-level search, each group
+    /// with the global ids of its literals.
     groups: Vec<(LiteralGroup, Vec<usize>)>,
-    /// For each searched literal: the anchor literal it stands for (itself, or its unescaped
-    /// form), with the offsets in it where each triggered rule's anchor occurs.
+    /// For each literal: the rules whose anchor occurs in the anchor it stands for (itself, or
+    /// its unescaped form), with the offset of each occurrence.
     trigger_offsets: Vec<Vec<(usize, usize)>>,
-    /// For each searched literal: how much decoded text its rules' hit checks need.
+    /// For each literal: how much decoded text its rules' hit checks need.
     check_reach: Vec<usize>,
     ipv6_rules: Vec<usize>,
     digits_colon_rules: Vec<usize>,
