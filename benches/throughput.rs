@@ -10,10 +10,7 @@ use std::time::Duration;
 use clawscrub::Scrubber;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-#[path = "corpus.rs"]
-mod corpus;
-
-use corpus::Shape;
+use clawscrub::sample::{self as corpus, Shape};
 
 /// About 8 MiB per input.
 const LEN: usize = 8 << 20;

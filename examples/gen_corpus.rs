@@ -1,10 +1,9 @@
 //! Writes a generated OpenClaw-like corpus for whole-process timings:
 //! `cargo run --release --example gen_corpus -- OUT.jsonl SIZE_MB [DENSITY] [session|tslog|plain|mixed]`.
 
-#[path = "../benches/corpus.rs"]
-mod corpus;
-
 use std::process::ExitCode;
+
+use clawscrub::sample as corpus;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

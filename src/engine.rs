@@ -578,6 +578,10 @@ impl Matcher {
                             .validators
                             .iter()
                             .all(|v| v.check(text, g.start, g.end))
+                        || rule
+                            .allowlists
+                            .iter()
+                            .any(|a| a.allows(text, m.range(), g.range()))
                         || mask.is_masked_in(text, g.start, g.end)
                     {
                         continue;

@@ -18,10 +18,12 @@ mod engine;
 mod error;
 mod json;
 pub mod jsregex;
+pub mod lint;
 mod literals;
 mod mask;
 pub mod openclaw;
 mod rules;
+pub mod sample;
 mod scrub;
 mod stats;
 mod stream;
@@ -31,7 +33,10 @@ use std::io::{Read, Write};
 
 pub use crate::error::Error;
 pub use crate::mask::Mask;
-pub use crate::rules::{AnchorCase, Category, Example, RulePack, RuleSpec, Scanner};
+pub use crate::rules::{
+    AllowCondition, AllowTarget, Allowlist, AnchorCase, Category, Example, RulePack, RuleSpec,
+    Scanner,
+};
 pub use crate::stats::Stats;
 
 use crate::engine::Matcher;
@@ -55,6 +60,21 @@ pub struct Scrubber {
     matcher: Matcher,
     mask: Mask,
     structural_keys: Vec<Vec<u8>>,
+}
+
+/// A secret found by [`Scrubber::findings`]. It holds where the secret is, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The line it is on, counting from 1.
+    pub line: usize,
+    /// Where it starts in the line, in bytes from 0 (raw bytes: JSON escapes included).
+    pub start: usize,
+    /// Where it ends in the line (exclusive).
+    pub end: usize,
+    /// The id of the rule that found it.
+    pub rule: String,
+    /// The rule's category.
+    pub category: Category,
 }
 
 /// What `rules list` shows of a rule.
@@ -89,6 +109,26 @@ impl Scrubber {
         // Reading a slice and writing a Vec cannot fail.
         let _ = self.scrub(input, &mut out);
         out
+    }
+
+    /// The secrets in `text` (one or more lines), in order, without changing anything: what
+    /// [`Scrubber::scrub`] would redact, and which rule would. For audits and `rules explain`.
+    pub fn findings(&self, text: &[u8]) -> Vec<Finding> {
+        let mut session = scrub::Session::new(self);
+        let mut found = Vec::new();
+        for (n, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
+            for (start, end, rule) in session.line_findings(line) {
+                let rule = &self.matcher.rules[rule];
+                found.push(Finding {
+                    line: n + 1,
+                    start,
+                    end,
+                    rule: rule.id.clone(),
+                    category: rule.category,
+                });
+            }
+        }
+        found
     }
 
     /// The active rules, in priority order.

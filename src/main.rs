@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use clawscrub::{check_examples, openclaw, Category, Error, Mask, RulePack, Scrubber, Stats};
+use clawscrub::{
+    check_examples, lint, openclaw, sample, Category, Error, Mask, RulePack, Scrubber, Stats,
+};
 
 /// Removes secrets (API keys, tokens, passwords, private keys, internal IPs) from logs and
 /// JSONL agent transcripts. Reads FILEs (or stdin) and writes the scrubbed text to stdout.
@@ -60,6 +62,24 @@ enum RulesCommand {
         #[arg(value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Flag rules that will be slow or blind (no anchor literal, anchors under 3 bytes,
+    /// Unicode classes where ASCII would do), then time each rule alone on a sample; exit 1 on
+    /// any flag.
+    Lint {
+        /// Sample to time the rules on (default: 8 MB of generated OpenClaw-like JSONL).
+        #[arg(long, value_name = "FILE")]
+        sample: Option<PathBuf>,
+        /// Only the static checks, no timing.
+        #[arg(long)]
+        no_cost: bool,
+    },
+    /// Show which rule finds what where in TEXT (or in each line of stdin), with every
+    /// secret masked: `clawscrub rules explain 'curl -H "x-api-key: sk-ant-…"'`.
+    Explain {
+        /// Text to explain; none reads stdin.
+        #[arg(value_name = "TEXT")]
+        text: Vec<String>,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -104,7 +124,7 @@ struct RuleArgs {
     /// Turn on an opt-in rule by id. Repeatable.
     #[arg(long, value_name = "ID", global = true)]
     enable: Vec<String>,
-    /// Keep only rules of this category: key, token, credential, network, custom. Repeatable.
+    /// Keep only rules of this category: key, token, credential, network, pii, custom. Repeatable.
     #[arg(long, value_name = "CATEGORY", global = true, value_parser = parse_category)]
     only: Vec<Category>,
     /// Also redact the whole string value of this JSON key. Repeatable.
@@ -116,8 +136,9 @@ struct RuleArgs {
 }
 
 fn parse_category(s: &str) -> Result<Category, String> {
-    Category::from_name(s)
-        .ok_or_else(|| format!("unknown category `{s}` (key, token, credential, network, custom)"))
+    Category::from_name(s).ok_or_else(|| {
+        format!("unknown category `{s}` (key, token, credential, network, pii, custom)")
+    })
 }
 
 /// An error already reported, carrying the exit code.
@@ -138,6 +159,10 @@ fn main() -> ExitCode {
             let files: Vec<PathBuf> = files.iter().chain(&cli.rules.rules).cloned().collect();
             test_rules(&files)
         }
+        Some(Command::Rules(RulesCommand::Lint { sample, no_cost })) => {
+            lint_rules(&cli.rules, sample.as_deref(), *no_cost)
+        }
+        Some(Command::Rules(RulesCommand::Explain { text })) => explain(&cli.rules, text),
         None => filter(&cli),
     };
     match result {
@@ -161,23 +186,8 @@ impl RuleArgs {
         });
         let mask = Mask::parse(&self.mask, hash_key).map_err(|e| report(&e))?;
         let mut builder = Scrubber::builder().builtin(!self.no_builtin).mask(mask);
-        let config = match (&self.openclaw_config, self.no_openclaw_config) {
-            (_, true) => None,
-            (Some(path), false) => Some(path.clone()),
-            (None, false) => openclaw::default_config_path(),
-        };
-        if let Some(path) = config {
-            let patterns = openclaw::read_redact_patterns(&path).map_err(|e| report(&e))?;
-            let origin = format!("{}: logging.redactPatterns", path.display());
-            builder = builder.pack(self.user_pack(&origin, "redact-pattern-", &patterns)?);
-        }
-        if !self.pattern.is_empty() {
-            builder = builder.pack(self.user_pack("--pattern", "pattern-", &self.pattern)?);
-        }
-        for path in &self.rules {
-            let text = std::fs::read_to_string(path).map_err(|e| report(&Error::io(path, e)))?;
-            builder = builder
-                .pack(RulePack::parse(&path.display().to_string(), &text).map_err(|e| report(&e))?);
+        for pack in self.user_packs()? {
+            builder = builder.pack(pack);
         }
         for id in &self.disable {
             builder = builder.disable(id);
@@ -195,6 +205,30 @@ impl RuleArgs {
             builder = builder.structural_key(k);
         }
         builder.build().map_err(|e| report(&e))
+    }
+
+    /// The rule packs the user adds: OpenClaw's redactPatterns, `--pattern`s, `--rules` files.
+    fn user_packs(&self) -> Result<Vec<RulePack>, Exit> {
+        let mut packs = Vec::new();
+        let config = match (&self.openclaw_config, self.no_openclaw_config) {
+            (_, true) => None,
+            (Some(path), false) => Some(path.clone()),
+            (None, false) => openclaw::default_config_path(),
+        };
+        if let Some(path) = config {
+            let patterns = openclaw::read_redact_patterns(&path).map_err(|e| report(&e))?;
+            let origin = format!("{}: logging.redactPatterns", path.display());
+            packs.push(self.user_pack(&origin, "redact-pattern-", &patterns)?);
+        }
+        if !self.pattern.is_empty() {
+            packs.push(self.user_pack("--pattern", "pattern-", &self.pattern)?);
+        }
+        for path in &self.rules {
+            let text = std::fs::read_to_string(path).map_err(|e| report(&Error::io(path, e)))?;
+            packs
+                .push(RulePack::parse(&path.display().to_string(), &text).map_err(|e| report(&e))?);
+        }
+        Ok(packs)
     }
 
     fn user_pack(&self, origin: &str, prefix: &str, patterns: &[String]) -> Result<RulePack, Exit> {
@@ -283,6 +317,95 @@ fn list_rules(args: &RuleArgs) -> Result<(), Exit> {
         }
     }
     let _ = writeln!(out, "{} rules", rules.len());
+    Ok(())
+}
+
+fn lint_rules(
+    args: &RuleArgs,
+    sample: Option<&std::path::Path>,
+    no_cost: bool,
+) -> Result<(), Exit> {
+    let mut packs = if args.no_builtin {
+        Vec::new()
+    } else {
+        RulePack::builtin()
+    };
+    packs.extend(args.user_packs()?);
+    let lints = lint::lint(&packs).map_err(|e| report(&e))?;
+    let mut out = io::stdout().lock();
+    for l in &lints {
+        let _ = writeln!(out, "{}: {}: {}", l.origin, l.rule, l.message);
+    }
+    let rules: usize = packs.iter().map(|p| p.rules.len()).sum();
+    let _ = writeln!(out, "{rules} rules, {} flagged", lints.len());
+    if !no_cost {
+        let sample = match sample {
+            Some(path) => std::fs::read(path).map_err(|e| report(&Error::io(path, e)))?,
+            None => sample::generate(7, 8 << 20, sample::Shape::Mixed, 0.01).bytes,
+        };
+        let costs = lint::measure_costs(&packs, &sample, 3).map_err(|e| report(&e))?;
+        let _ = writeln!(
+            out,
+            "\ncost of each rule alone on {} bytes (slowest first):\n{:>10}  {:>10}  rule",
+            sample.len(),
+            "MB/s",
+            "redactions"
+        );
+        for c in &costs {
+            let _ = writeln!(
+                out,
+                "{:>10.0}  {:>10}  {}",
+                c.mb_per_s, c.redactions, c.rule
+            );
+        }
+    }
+    if lints.is_empty() {
+        Ok(())
+    } else {
+        Err(Exit(1))
+    }
+}
+
+fn explain(args: &RuleArgs, text: &[String]) -> Result<(), Exit> {
+    let scrubber = args.build()?;
+    let input = if text.is_empty() {
+        let mut input = Vec::new();
+        io::Read::read_to_end(&mut io::stdin().lock(), &mut input)
+            .map_err(|e| report(&Error::io(std::path::Path::new("stdin"), e)))?;
+        input
+    } else {
+        text.join("\n").into_bytes()
+    };
+    let rules = scrubber.rules();
+    let findings = scrubber.findings(&input);
+    let scrubbed = scrubber.scrub_bytes(&input);
+    let mut out = io::stdout().lock();
+    for (n, line) in scrubbed.split(|&b| b == b'\n').enumerate() {
+        let here: Vec<_> = findings.iter().filter(|f| f.line == n + 1).collect();
+        if line.is_empty() && here.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{}: {}", n + 1, String::from_utf8_lossy(line));
+        if here.is_empty() {
+            let _ = writeln!(out, "   no secret found");
+        }
+        for f in here {
+            let description = rules
+                .iter()
+                .find(|r| r.id == f.rule)
+                .map_or("", |r| r.description.as_str());
+            let _ = writeln!(
+                out,
+                "   bytes {}..{} ({} bytes): {} [{}] {}",
+                f.start,
+                f.end,
+                f.end - f.start,
+                f.rule,
+                f.category,
+                description
+            );
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! buffer stand in for running every regex over every byte.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta;
@@ -29,17 +30,20 @@ pub enum Category {
     Credential,
     /// Internal IP addresses.
     Network,
+    /// Personal data (e-mail addresses, card numbers); opt-in.
+    Pii,
     /// The user's own patterns.
     Custom,
 }
 
 impl Category {
     /// Every category, in display order.
-    pub const ALL: [Category; 5] = [
+    pub const ALL: [Category; 6] = [
         Category::Key,
         Category::Token,
         Category::Credential,
         Category::Network,
+        Category::Pii,
         Category::Custom,
     ];
 
@@ -50,6 +54,7 @@ impl Category {
             Category::Token => "token",
             Category::Credential => "credential",
             Category::Network => "network",
+            Category::Pii => "pii",
             Category::Custom => "custom",
         }
     }
@@ -85,6 +90,48 @@ pub enum Scanner {
     Ipv6,
     /// A `:` after six or more ASCII digits (Telegram-style `123456:token`).
     DigitsColon,
+}
+
+/// Which text an allowlist's regexes look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowTarget {
+    /// The secret (the capture group that would be redacted).
+    #[default]
+    Secret,
+    /// The rule's whole match.
+    Match,
+    /// The line (or, inside JSON, the string value) the match is in.
+    Line,
+}
+
+/// How an allowlist's kinds of criteria combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllowCondition {
+    /// Any regex or stopword allows the match.
+    #[default]
+    Or,
+    /// A regex must match and a stopword occur (for each kind the list has).
+    And,
+}
+
+/// Matches that are not secrets although the rule accepts them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allowlist {
+    /// A match of one of these in `target` allows the match.
+    #[serde(default)]
+    pub regexes: Vec<String>,
+    /// What `regexes` look at.
+    #[serde(default)]
+    pub target: AllowTarget,
+    /// A secret containing one of these words (ASCII case ignored) is allowed.
+    #[serde(default)]
+    pub stopwords: Vec<String>,
+    /// How regexes and stopwords combine.
+    #[serde(default)]
+    pub condition: AllowCondition,
 }
 
 /// One input → expected output pair that `rules test` and `cargo test` check.
@@ -139,6 +186,10 @@ pub struct RuleSpec {
     /// Compile the regex with Unicode classes and word boundaries.
     #[serde(default)]
     pub unicode: bool,
+    /// Matches to let through although the regex and validators accept them (what gitleaks
+    /// calls allowlists); a match any one of them allows is not a secret.
+    #[serde(default)]
+    pub allowlist: Vec<Allowlist>,
     /// Opt-in rules ship with `enabled = false`.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -184,6 +235,7 @@ impl RuleSpec {
             json_keys: Vec::new(),
             block_end: None,
             unicode,
+            allowlist: Vec::new(),
             enabled: true,
             examples: Vec::new(),
             negative_examples: Vec::new(),
@@ -255,6 +307,7 @@ pub(crate) struct Rule {
     /// Normalised (lower case, no `_`/`-`) sensitive JSON key names.
     pub json_keys: Vec<Vec<u8>>,
     pub block_end: Option<meta::Regex>,
+    pub allowlists: Vec<CompiledAllowlist>,
     /// Lower-cased anchors; empty with a scanner, or when no anchor could be derived.
     pub anchors: Vec<Vec<u8>>,
     pub anchor_case: AnchorCase,
@@ -300,6 +353,74 @@ pub(crate) fn compile_regex(pattern: &str, unicode: bool) -> Result<meta::Regex,
             Some(se) => format!("invalid regex: {}", syntax_error_kind(se)),
             None => "regex too large to compile".to_string(),
         })
+}
+
+/// An [`Allowlist`] ready to run: its regexes as one multi-pattern regex.
+#[derive(Debug)]
+pub(crate) struct CompiledAllowlist {
+    regexes: Option<meta::Regex>,
+    target: AllowTarget,
+    stopwords: Vec<Vec<u8>>,
+    condition: AllowCondition,
+}
+
+impl CompiledAllowlist {
+    fn new(list: &Allowlist, unicode: bool) -> Result<CompiledAllowlist, String> {
+        if list.regexes.is_empty() && list.stopwords.is_empty() {
+            return Err("an allowlist needs `regexes` or `stopwords`".into());
+        }
+        let regexes = if list.regexes.is_empty() {
+            None
+        } else {
+            for (i, re) in list.regexes.iter().enumerate() {
+                parse_regex(re, unicode).map_err(|e| format!("allowlist regex {}: {e}", i + 1))?;
+            }
+            let regex = meta::Regex::builder()
+                .syntax(syntax::Config::new().unicode(unicode).utf8(false))
+                .configure(meta::Config::new().utf8_empty(false).backtrack(false))
+                .build_many(&list.regexes)
+                .map_err(|_| "allowlist regexes too large to compile".to_string())?;
+            Some(regex)
+        };
+        Ok(CompiledAllowlist {
+            regexes,
+            target: list.target,
+            stopwords: list
+                .stopwords
+                .iter()
+                .map(|w| w.as_bytes().to_ascii_lowercase())
+                .collect(),
+            condition: list.condition,
+        })
+    }
+
+    /// True when the match `m` with secret `secret` (ranges in `text`) is allowed.
+    pub fn allows(&self, text: &[u8], m: Range<usize>, secret: Range<usize>) -> bool {
+        let regex_hit = self.regexes.as_ref().map(|re| {
+            let target = match self.target {
+                AllowTarget::Secret => &text[secret.clone()],
+                AllowTarget::Match => &text[m],
+                AllowTarget::Line => {
+                    let start = memchr::memrchr(b'\n', &text[..m.start]).map_or(0, |i| i + 1);
+                    let end =
+                        memchr::memchr(b'\n', &text[m.end..]).map_or(text.len(), |i| m.end + i);
+                    &text[start..end]
+                }
+            };
+            re.is_match(target)
+        });
+        let stopword_hit = (!self.stopwords.is_empty()).then(|| {
+            let secret = text[secret].to_ascii_lowercase();
+            self.stopwords
+                .iter()
+                .any(|w| memchr::memmem::find(&secret, w).is_some())
+        });
+        let mut hits = [regex_hit, stopword_hit].into_iter().flatten();
+        match self.condition {
+            AllowCondition::Or => hits.any(|h| h),
+            AllowCondition::And => hits.all(|h| h),
+        }
+    }
 }
 
 /// A regex checked at build time and compiled on first use: most rules never fire on a given
@@ -433,6 +554,11 @@ impl Rule {
             Some(re) => Some(compile_regex(re, spec.unicode).map_err(fail)?),
             None => None,
         };
+        let allowlists = spec
+            .allowlist
+            .iter()
+            .map(|a| CompiledAllowlist::new(a, spec.unicode).map_err(&fail))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut anchors: Vec<Vec<u8>> =
             spec.anchors.iter().map(|a| a.as_bytes().to_vec()).collect();
         let mut anchor_case = spec.anchor_case;
@@ -496,6 +622,7 @@ impl Rule {
                 .map(|k| normalize_key(k.as_bytes()))
                 .collect(),
             block_end,
+            allowlists,
             anchors,
             anchor_case,
             exact_anchors,

@@ -12,12 +12,13 @@ const MAX_JSON_DEPTH: usize = 4;
 /// A PEM block in plain text is followed for at most this many lines.
 const MAX_BLOCK_LINES: usize = 400;
 
-/// A replacement of `start..end` (in the text being scrubbed) by `text`.
+/// A replacement of `start..end` (in the text being scrubbed) by `text`, made for `rule`.
 #[derive(Debug)]
 struct Edit {
     start: usize,
     end: usize,
     text: Vec<u8>,
+    rule: usize,
 }
 
 /// A multi-line secret (PEM private key) opened on an earlier plain-text line.
@@ -71,21 +72,36 @@ impl<'a> Session<'a> {
     /// Appends the scrubbed `line` (with its `\n`, if any) to `out`.
     pub fn scrub_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
         let content = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut edits = Vec::new();
-        let mut done = false;
-        if self.block.is_some() {
-            done = self.continue_block(content, &mut edits);
-        }
-        if !done {
-            let json =
-                json::looks_like_json(content) && self.scrub_json(content, 0, &mut edits).is_ok();
-            if !json {
-                edits.clear();
-                self.scrub_plain(content, &mut edits);
-            }
-        }
+        let mut edits = self.line_edits(content);
         apply(content, &mut edits, out);
         out.extend_from_slice(&line[content.len()..]);
+    }
+
+    /// The secrets in `line` (with or without its `\n`): each one's range in the raw line
+    /// (escapes included, for JSON) and the index of the rule that found it, sorted by start.
+    pub fn line_findings(&mut self, line: &[u8]) -> Vec<(usize, usize, usize)> {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut found: Vec<_> = self
+            .line_edits(content)
+            .into_iter()
+            .map(|e| (e.start, e.end, e.rule))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    fn line_edits(&mut self, content: &[u8]) -> Vec<Edit> {
+        let mut edits = Vec::new();
+        if self.block.is_some() && self.continue_block(content, &mut edits) {
+            return edits;
+        }
+        let json =
+            json::looks_like_json(content) && self.scrub_json(content, 0, &mut edits).is_ok();
+        if !json {
+            edits.clear();
+            self.scrub_plain(content, &mut edits);
+        }
+        edits
     }
 
     /// Scrubs raw text with no JSON awareness (used for windows of over-long lines).
@@ -156,6 +172,7 @@ impl<'a> Session<'a> {
                 start: span.start,
                 end: span.end,
                 text,
+                rule: span.rule,
             });
         }
     }
@@ -166,13 +183,15 @@ impl<'a> Session<'a> {
             return false;
         };
         block.lines += 1;
-        let rule = &self.scrubber.matcher.rules[block.rule];
+        let rule_idx = block.rule;
+        let rule = &self.scrubber.matcher.rules[rule_idx];
         if let Some(m) = rule.block_end.as_ref().and_then(|re| re.find(content)) {
             self.block = None;
             edits.push(Edit {
                 start: 0,
                 end: m.end(),
                 text: Vec::new(),
+                rule: rule_idx,
             });
             return true;
         }
@@ -184,6 +203,7 @@ impl<'a> Session<'a> {
             start: 0,
             end: content.len(),
             text: Vec::new(),
+            rule: rule_idx,
         });
         true
     }
@@ -265,6 +285,7 @@ impl<'a> Session<'a> {
                     start: value.start,
                     end: value.end,
                     text: escaped_text(&masked),
+                    rule,
                 });
             }
         } else {
@@ -277,6 +298,7 @@ impl<'a> Session<'a> {
                         start,
                         end,
                         text: escaped_text(&e.text),
+                        rule: e.rule,
                     }
                 }));
                 ok
@@ -297,6 +319,7 @@ impl<'a> Session<'a> {
                         start,
                         end,
                         text: escaped_text(&masked),
+                        rule: span.rule,
                     });
                 }
             }

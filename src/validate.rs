@@ -18,17 +18,24 @@ pub(crate) enum Validator {
     Entropy(f64),
     /// Not a placeholder such as `$VAR`, `${VAR}`, `<your-key>`, `***`, `null`, `changeme`.
     NotPlaceholder,
+    /// The last 6 characters are the base62 CRC32 of the 30 before them, as in GitHub's
+    /// `ghp_…` and npm's `npm_…` tokens: a look-alike fails, a real token always passes.
+    GithubChecksum,
+    /// The digits (spaces and dashes ignored) pass the Luhn check, as every card number does.
+    Luhn,
 }
 
 impl Validator {
     /// Parses the rule-file spelling: `ipv4-private`, `ipv6-private`, `entropy >= 3.5`,
-    /// `not-placeholder`.
+    /// `not-placeholder`, `github-checksum`, `luhn`.
     pub fn parse(text: &str) -> Result<Validator, String> {
         let t = text.trim();
         match t {
             "ipv4-private" => return Ok(Validator::Ipv4Private),
             "ipv6-private" => return Ok(Validator::Ipv6Private),
             "not-placeholder" => return Ok(Validator::NotPlaceholder),
+            "github-checksum" => return Ok(Validator::GithubChecksum),
+            "luhn" => return Ok(Validator::Luhn),
             _ => {}
         }
         if let Some(rest) = t.strip_prefix("entropy") {
@@ -44,7 +51,8 @@ impl Validator {
             ));
         }
         Err(format!(
-            "unknown validator `{t}` (known: ipv4-private, ipv6-private, entropy >= X, not-placeholder)"
+            "unknown validator `{t}` (known: ipv4-private, ipv6-private, entropy >= X, \
+             not-placeholder, github-checksum, luhn)"
         ))
     }
 
@@ -56,6 +64,8 @@ impl Validator {
             Validator::Ipv6Private => ipv6_private(secret),
             Validator::Entropy(min) => entropy(secret) >= *min,
             Validator::NotPlaceholder => !is_placeholder(secret),
+            Validator::GithubChecksum => github_checksum(secret),
+            Validator::Luhn => luhn(secret),
         }
     }
 }
@@ -91,6 +101,41 @@ fn ipv6_private(secret: &[u8]) -> bool {
     };
     let first = ip.segments()[0];
     (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+}
+
+fn github_checksum(secret: &[u8]) -> bool {
+    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let Some(start) = secret.len().checked_sub(36) else {
+        return false;
+    };
+    let (payload, checksum) = secret[start..].split_at(30);
+    let mut crc = crc32fast::hash(payload);
+    let mut expected = [b'0'; 6];
+    for digit in expected.iter_mut().rev() {
+        *digit = BASE62[(crc % 62) as usize];
+        crc /= 62;
+    }
+    // CRC32 < 62^6, so six base62 digits always hold it.
+    checksum == expected
+}
+
+fn luhn(secret: &[u8]) -> bool {
+    let digits = secret.iter().rev().filter(|b| b.is_ascii_digit());
+    let (mut sum, mut count) = (0u32, 0usize);
+    for (i, &b) in digits.enumerate() {
+        let d = u32::from(b - b'0');
+        sum += if i % 2 == 1 {
+            if d > 4 {
+                2 * d - 9
+            } else {
+                2 * d
+            }
+        } else {
+            d
+        };
+        count += 1;
+    }
+    count >= 12 && sum % 10 == 0
 }
 
 /// Shannon entropy in bits per byte.
@@ -258,5 +303,46 @@ mod tests {
         );
         assert!(Validator::parse("entropy > 3").is_err());
         assert!(Validator::parse("luhn?").is_err());
+    }
+
+    #[test]
+    fn github_checksums() {
+        // Payload and checksum computed with Python's zlib.crc32 and a base62 encoder.
+        let token = github_token("ghp_", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcd");
+        assert_eq!(token, "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");
+        assert!(github_checksum(token.as_bytes()), "{token}");
+        let mut wrong = token.into_bytes();
+        let last = wrong.len() - 1;
+        wrong[last] = if wrong[last] == b'a' { b'b' } else { b'a' };
+        assert!(!github_checksum(&wrong));
+        assert!(!github_checksum(b"ghp_short"));
+    }
+
+    /// An independent encoder for the test: repeated division written out over `u64`.
+    fn github_token(prefix: &str, payload: &str) -> String {
+        let alphabet: Vec<char> = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+            .chars()
+            .collect();
+        let mut n = u64::from(crc32fast::hash(payload.as_bytes()));
+        let mut digits = String::new();
+        while n > 0 {
+            digits.insert(0, alphabet[(n % 62) as usize]);
+            n /= 62;
+        }
+        format!("{prefix}{payload}{digits:0>6}")
+    }
+
+    #[test]
+    fn luhn_numbers() {
+        for card in [
+            "4111 1111 1111 1111",
+            "5555-5555-5555-4444",
+            "378282246310005",
+        ] {
+            assert!(luhn(card.as_bytes()), "{card}");
+        }
+        for not in ["4111 1111 1111 1112", "1234", "0000"] {
+            assert!(!luhn(not.as_bytes()), "{not}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 const BIN: &str = env!("CARGO_BIN_EXE_clawscrub");
 
 const OPENAI: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
-const GITHUB: &str = "ghp_rSrCWtlAfoWIMXp5sot3Ajj3r67lqb050xBa";
+const GITHUB: &str = "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";
 const AWS: &str = "AKIAC4JFZJS7VQKBOXZJ";
 
 /// A command with a clean environment: no OpenClaw config is found, no hash key is set.
@@ -707,7 +707,6 @@ fn rules_test_with_a_broken_rule_file_exits_2() {
 }
 
 #[test]
-
 fn rules_test_checks_files_given_with_rules_option() {
     let dir = tempfile::tempdir().unwrap();
     let rules = write(dir.path(), "acme.toml", WRONG_RULES);
@@ -733,6 +732,63 @@ fn user_rule_file_scrubs() {
     ])
     .run(format!("ticket ACME-123456 and {OPENAI}\n").as_bytes()));
     assert_eq!(out, format!("ticket [REDACTED:acme-ticket] and {OPENAI}\n"));
+}
+
+#[test]
+fn rules_explain_says_which_rule_fires_where_without_the_secret() {
+    let line = format!(r#"{{"text":"use {OPENAI} on 10.1.2.3"}}"#);
+    let out = ok(&Cli::new(["rules", "explain", &line, "nothing to see"]).run(b""));
+    assert!(!out.contains(OPENAI), "{out}");
+    let start = line.find(OPENAI).unwrap();
+    let openai = format!("bytes {start}..{} ", start + OPENAI.len());
+    assert!(
+        out.contains(&openai) && out.contains("openai-api-key [key]"),
+        "{out}"
+    );
+    assert!(out.contains("private-ipv4 [network]"), "{out}");
+    assert!(
+        out.contains("2: nothing to see\n   no secret found"),
+        "{out}"
+    );
+    // Lines from stdin, counted from 1.
+    let out = ok(&Cli::new(["rules", "explain"]).run(format!("a\nkey {GITHUB}\n").as_bytes()));
+    assert!(out.contains("2: key [REDACTED:github-token]"), "{out}");
+}
+
+#[test]
+fn rules_lint_passes_builtins_and_flags_a_slow_user_rule() {
+    let o = Cli::new(["rules", "lint", "--no-cost"]).run(b"");
+    assert!(ok(&o).contains("0 flagged"), "{}", stdout(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(
+        dir.path(),
+        "slow.toml",
+        "[[rule]]\nid = \"hexy\"\ndescription = \"d\"\ncategory = \"custom\"\nregex = '[0-9a-f]{32}'\n",
+    );
+    let sample = write(
+        dir.path(),
+        "sample.log",
+        "a 0123456789abcdef0123456789abcdef b\n",
+    );
+    let o = Cli::new([
+        "rules".as_ref(),
+        "lint".as_ref(),
+        "--no-builtin".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--sample".as_ref(),
+        sample.as_os_str(),
+    ])
+    .run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("hexy: no anchor literal"), "{out}");
+    assert!(out.contains("1 rules, 1 flagged"), "{out}");
+    assert!(
+        out.lines().any(|l| l.trim_end().ends_with(" 1  hexy")),
+        "the cost table counts the one redaction: {out}"
+    );
 }
 
 /// A large input with secrets on many lines.

@@ -2,8 +2,7 @@
 //! look for nothing, but must never hold back a line holding a secret. These tests compare the
 //! filter with the checks on and off on inputs full of anchors in every context.
 
-#[path = "../benches/corpus.rs"]
-mod corpus;
+use clawscrub::sample as corpus;
 
 use std::sync::OnceLock;
 

@@ -43,6 +43,14 @@ fn every_builtin_pack_passes_its_own_examples() {
     }
 }
 
+/// `clawscrub rules lint`'s static checks: every built-in rule has an anchor (or a scanner or
+/// JSON keys), no anchor under 3 bytes, no Unicode class where ASCII would do.
+#[test]
+fn builtin_rules_pass_lint() {
+    let lints = clawscrub::lint::lint(&RulePack::builtin()).expect("packs compile");
+    assert!(lints.is_empty(), "{lints:#?}");
+}
+
 #[test]
 fn every_builtin_rule_has_positive_and_negative_examples() {
     let mut missing = Vec::new();

@@ -1,4 +1,5 @@
-//! A deterministic generator of OpenClaw-like input for benches and tests.
+//! A deterministic generator of OpenClaw-like input, for benches, tests and `rules lint`'s
+//! cost measurement.
 //!
 //! Lines follow the shapes in `openclaw-formats.md`: session transcript events (metadata,
 //! user and assistant messages, tool calls, tool results whose text is escaped JSON, the odd
@@ -7,8 +8,9 @@
 //! env assignments, URLs, CLI flags, headers); decoys that look secret but are not (UUIDs, git
 //! SHAs, signatures, versions, public IPs) are everywhere. The generator records every planted
 //! secret and decoy so tests can check that the first are gone and the second untouched.
-
-#![allow(dead_code)]
+//!
+//! The built-in secrets are a dozen common kinds; [`Plants`] swaps in the caller's own, such
+//! as every example of every rule.
 
 /// Which kind of lines to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +25,21 @@ pub enum Shape {
     Mixed,
 }
 
+/// Text the caller wants planted instead of the built-in secrets and decoys.
+#[derive(Debug, Clone, Default)]
+pub struct Plants {
+    /// Bare secrets, each dropped into one of the generator's contexts (env assignment,
+    /// header, URL, CLI flag, prose).
+    pub secrets: Vec<String>,
+    /// Fragments that carry their own context (`DB_PASSWORD='…'`), with the secrets in them.
+    pub fragments: Vec<(String, Vec<String>)>,
+    /// Text that must come out unchanged, planted as is.
+    pub decoys: Vec<String>,
+}
+
 /// The generated input and what was planted in it.
 pub struct Corpus {
+    /// The lines, each ending in `\n`.
     pub bytes: Vec<u8>,
     /// Secrets planted (each must be gone after scrubbing).
     pub secrets: Vec<String>,
@@ -36,10 +51,12 @@ pub struct Corpus {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose whole output depends on `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -48,18 +65,22 @@ impl Rng {
         z ^ (z >> 31)
     }
 
+    /// A number in `0..n`.
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
 
+    /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
 
+    /// One of `items`.
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
         items[self.below(items.len())]
     }
 
+    /// `len` characters drawn from `alphabet`.
     pub fn string(&mut self, alphabet: &[u8], len: usize) -> String {
         (0..len)
             .map(|_| alphabet[self.below(alphabet.len())] as char)
@@ -72,16 +93,30 @@ const URLSAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 const HEX: &[u8] = b"0123456789abcdef";
 const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// A fresh secret of a random kind, as the text that carries it and the secret itself.
-fn secret(rng: &mut Rng) -> (String, String) {
-    let s = match rng.below(12) {
+/// A GitHub-format token (`ghp_`, `npm_`): 30 random characters and their base62 CRC32.
+fn checksummed(rng: &mut Rng, prefix: &str) -> String {
+    let payload = rng.string(ALNUM, 30);
+    let mut crc = crc32fast::hash(payload.as_bytes());
+    let mut check = [b'0'; 6];
+    for digit in check.iter_mut().rev() {
+        *digit = ALNUM_BASE62[(crc % 62) as usize];
+        crc /= 62;
+    }
+    format!("{prefix}{payload}{}", String::from_utf8_lossy(&check))
+}
+
+const ALNUM_BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A fresh secret of a random kind.
+fn secret(rng: &mut Rng) -> String {
+    match rng.below(12) {
         0 => format!("sk-proj-{}", rng.string(URLSAFE, 48)),
         1 => format!("sk-ant-api03-{}AA", rng.string(URLSAFE, 93)),
         2 => format!(
             "AKIA{}",
             rng.string(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
         ),
-        3 => format!("ghp_{}", rng.string(ALNUM, 36)),
+        3 => checksummed(rng, "ghp_"),
         4 => format!(
             "xoxb-{}-{}-{}",
             rng.string(b"0123456789", 12),
@@ -107,9 +142,13 @@ fn secret(rng: &mut Rng) -> (String, String) {
             100_000_000 + rng.below(899_999_999),
             rng.string(URLSAFE, 33)
         ),
-        _ => format!("npm_{}", rng.string(ALNUM, 36)),
-    };
-    let context = match rng.below(7) {
+        _ => checksummed(rng, "npm_"),
+    }
+}
+
+/// `s` in one of the contexts an agent puts secrets in.
+fn in_context(rng: &mut Rng, s: &str) -> String {
+    match rng.below(7) {
         0 => format!("export SERVICE_TOKEN={s}"),
         1 => format!("curl -H \"Authorization: Bearer {s}\" https://api.example.com/v1/me"),
         2 => format!("connecting to {s} now"),
@@ -117,8 +156,7 @@ fn secret(rng: &mut Rng) -> (String, String) {
         4 => format!("found {s} in .env"),
         5 => format!("https://api.example.com/q?x=1&v={s}"),
         _ => format!("value: {s}"),
-    };
-    (context, s)
+    }
 }
 
 /// A secret-looking string that no rule may touch, with the text around it.
@@ -199,29 +237,52 @@ fn timestamp(n: u64) -> String {
     )
 }
 
-struct Gen {
+struct Gen<'p> {
     rng: Rng,
     density: f64,
     line: u64,
+    plants: &'p Plants,
+    planted: usize,
     secrets: Vec<String>,
     decoys: Vec<String>,
 }
 
-impl Gen {
+impl Gen<'_> {
     /// Prose with, at the configured rate, one planted secret and, often, one decoy.
     fn text(&mut self, words: usize) -> String {
         let mut t = prose(&mut self.rng, words);
         if self.rng.chance(self.density) {
-            let (ctx, s) = secret(&mut self.rng);
-            self.secrets.push(s);
             t.push(' ');
-            t.push_str(&ctx);
+            let p = self.plants;
+            let n = self.planted;
+            self.planted += 1;
+            let own = p.secrets.len() + p.fragments.len();
+            if own == 0 {
+                let s = secret(&mut self.rng);
+                t.push_str(&in_context(&mut self.rng, &s));
+                self.secrets.push(s);
+            } else if n % own < p.secrets.len() {
+                let s = &p.secrets[n % own];
+                t.push_str(&in_context(&mut self.rng, s));
+                self.secrets.push(s.clone());
+            } else {
+                let (fragment, secrets) = &p.fragments[n % own - p.secrets.len()];
+                t.push_str(fragment);
+                self.secrets.extend(secrets.iter().cloned());
+            }
         }
         if self.rng.chance(0.3) {
-            let (ctx, d) = decoy(&mut self.rng);
-            self.decoys.push(d);
             t.push(' ');
-            t.push_str(&ctx);
+            if self.plants.decoys.is_empty() {
+                let (ctx, d) = decoy(&mut self.rng);
+                t.push_str(&ctx);
+                self.decoys.push(d);
+            } else {
+                let d = self.plants.decoys[self.rng.below(self.plants.decoys.len())].clone();
+                t.push_str(&d);
+                t.push_str(" .");
+                self.decoys.push(d);
+            }
         }
         t
     }
@@ -301,10 +362,24 @@ impl Gen {
 /// Generates about `target_len` bytes of `shape` lines in which a fraction `density` of the
 /// text fields carries a planted secret (0.0: none; 1.0: every one).
 pub fn generate(seed: u64, target_len: usize, shape: Shape, density: f64) -> Corpus {
+    generate_with(seed, target_len, shape, density, &Plants::default())
+}
+
+/// [`generate`] with the caller's secrets and decoys planted, in turn, instead of the
+/// built-in kinds (each kind of `plants` left empty keeps the built-in one).
+pub fn generate_with(
+    seed: u64,
+    target_len: usize,
+    shape: Shape,
+    density: f64,
+    plants: &Plants,
+) -> Corpus {
     let mut g = Gen {
         rng: Rng::new(seed),
         density,
         line: 0,
+        plants,
+        planted: 0,
         secrets: Vec::new(),
         decoys: Vec::new(),
     };
