@@ -16,6 +16,7 @@
 
 mod engine;
 mod error;
+mod gitleaks;
 mod json;
 pub mod jsregex;
 pub mod lint;

@@ -105,7 +105,8 @@ struct RuleArgs {
     /// Do not read any OpenClaw config.
     #[arg(long, global = true, conflicts_with = "openclaw_config")]
     no_openclaw_config: bool,
-    /// Skip (with a warning) user patterns a linear-time engine cannot run, instead of failing.
+    /// Skip (with a warning) user patterns and gitleaks rules a linear-time engine cannot run,
+    /// instead of failing.
     #[arg(long, global = true)]
     lenient: bool,
     /// Use only user rules (--pattern, --rules, redactPatterns), not the built-in packs.
@@ -115,7 +116,9 @@ struct RuleArgs {
     /// source (matched case-insensitively) or /body/flags. Repeatable.
     #[arg(long, value_name = "REGEX", global = true)]
     pattern: Vec<String>,
-    /// Add the rules of a TOML rule file (same format as the built-in packs). Repeatable.
+    /// Add the rules of a TOML rule file: clawscrub's format (as the built-in packs) or a
+    /// gitleaks config (`[[rules]]` with regex, secretGroup, keywords, entropy, allowlists).
+    /// Repeatable.
     #[arg(long, value_name = "FILE", global = true)]
     rules: Vec<PathBuf>,
     /// Turn a rule off by id. Repeatable.
@@ -157,7 +160,7 @@ fn main() -> ExitCode {
         Some(Command::Rules(RulesCommand::List)) => list_rules(&cli.rules),
         Some(Command::Rules(RulesCommand::Test { files })) => {
             let files: Vec<PathBuf> = files.iter().chain(&cli.rules.rules).cloned().collect();
-            test_rules(&files)
+            test_rules(&files, cli.rules.lenient)
         }
         Some(Command::Rules(RulesCommand::Lint { sample, no_cost })) => {
             lint_rules(&cli.rules, sample.as_deref(), *no_cost)
@@ -224,9 +227,7 @@ impl RuleArgs {
             packs.push(self.user_pack("--pattern", "pattern-", &self.pattern)?);
         }
         for path in &self.rules {
-            let text = std::fs::read_to_string(path).map_err(|e| report(&Error::io(path, e)))?;
-            packs
-                .push(RulePack::parse(&path.display().to_string(), &text).map_err(|e| report(&e))?);
+            packs.push(load_rule_file(path, self.lenient)?);
         }
         Ok(packs)
     }
@@ -409,11 +410,21 @@ fn explain(args: &RuleArgs, text: &[String]) -> Result<(), Exit> {
     Ok(())
 }
 
-fn test_rules(files: &[PathBuf]) -> Result<(), Exit> {
+/// Reads a `--rules` file (clawscrub or gitleaks format), printing conversion warnings.
+fn load_rule_file(path: &std::path::Path, lenient: bool) -> Result<RulePack, Exit> {
+    let text = std::fs::read_to_string(path).map_err(|e| report(&Error::io(path, e)))?;
+    let (pack, warnings) =
+        RulePack::load(&path.display().to_string(), &text, lenient).map_err(|e| report(&e))?;
+    for w in warnings {
+        eprintln!("clawscrub: warning: {w}");
+    }
+    Ok(pack)
+}
+
+fn test_rules(files: &[PathBuf], lenient: bool) -> Result<(), Exit> {
     let mut packs = RulePack::builtin();
     for path in files {
-        let text = std::fs::read_to_string(path).map_err(|e| report(&Error::io(path, e)))?;
-        packs.push(RulePack::parse(&path.display().to_string(), &text).map_err(|e| report(&e))?);
+        packs.push(load_rule_file(path, lenient)?);
     }
     let (mut failed, mut checked) = (0, 0);
     for pack in &packs {

@@ -15,6 +15,7 @@ use regex_syntax::hir::{Hir, HirKind};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::gitleaks;
 use crate::literals;
 use crate::validate::Validator;
 
@@ -280,6 +281,20 @@ impl RulePack {
             origin: origin.to_string(),
             rules: file.rule,
         })
+    }
+
+    /// Reads a user rule file: clawscrub's format, or a gitleaks config (`[[rules]]`),
+    /// converted. Returns warnings about what a conversion had to leave out; `lenient` skips
+    /// gitleaks rules that cannot run instead of failing.
+    pub fn load(origin: &str, text: &str, lenient: bool) -> Result<(RulePack, Vec<String>), Error> {
+        if gitleaks::is_gitleaks(text) {
+            let taken = RulePack::builtin()
+                .into_iter()
+                .flat_map(|p| p.rules.into_iter().map(|r| r.id))
+                .collect();
+            return gitleaks::import(origin, text, lenient, &taken);
+        }
+        Ok((RulePack::parse(origin, text)?, Vec::new()))
     }
 
     /// The packs shipped in the binary: keys, tokens, credentials, network, openclaw.

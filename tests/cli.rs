@@ -791,6 +791,100 @@ fn rules_lint_passes_builtins_and_flags_a_slow_user_rule() {
     );
 }
 
+/// A gitleaks config as teams write them: a keyword rule with the usual assignment pattern,
+/// a prefix rule with a stopword allowlist, a path-only rule, a global allowlist.
+const GITLEAKS: &str = r#"
+[allowlist]
+paths = ['''vendor/''']
+regexes = ['''(?i)example''']
+
+[[rules]]
+id = "acme-api-key"
+description = "ACME API key"
+regex = '''(?i)[\w.-]{0,50}?(?:acme)(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|:)[\x60'"\s=]{0,5}([a-z0-9]{32})(?:[\x60'"\s;]|\\[nr]|$)'''
+keywords = ["acme"]
+entropy = 3
+
+[[rules]]
+id = "widget-token"
+regex = '''\bwdg_(?i)[a-z0-9]{30}\b'''
+keywords = ["wdg_"]
+[[rules.allowlists]]
+stopwords = ["aaaaaa"]
+
+[[rules]]
+id = "keystore-file"
+path = '''\.jks$'''
+"#;
+
+#[test]
+fn gitleaks_rule_files_are_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(dir.path(), "gitleaks.toml", GITLEAKS);
+    let args = [
+        "--no-builtin".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+    ];
+    let input = "acme_key: 4f9c2b7e1a8d3f6c0b5e9a2d7c4f1e8b then\n\
+                 {\"msg\":\"token wdg_Zx81Kq0LmN3pR7sT2vW5yB9cD4fG6h end\"}\n\
+                 wdg_aaaaaaZx81Kq0LmN3pR7sT2vW5yB9c has a stopword\n\
+                 acme = exampleexampleexampleexample1234\n";
+    let o = Cli::new(args).run(input.as_bytes());
+    assert_eq!(
+        ok(&o),
+        "acme_key: [REDACTED:acme-api-key] then\n\
+         {\"msg\":\"token [REDACTED:widget-token] end\"}\n\
+         wdg_aaaaaaZx81Kq0LmN3pR7sT2vW5yB9c has a stopword\n\
+         acme = exampleexampleexampleexample1234\n"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("`keystore-file` matches file paths only"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gitleaks_rules_beyond_linear_time_are_named_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{GITLEAKS}\n[[rules]]\nid = \"peek\"\nregex = '''key(?=[A-Z]{{8}})'''\n\
+         [[rules]]\nid = \"echo\"\nregex = '''(a)\\1'''\n"
+    );
+    let rules = write(dir.path(), "gitleaks.toml", text);
+    let args = [
+        "--no-builtin".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+    ];
+    let o = Cli::new(args).run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("gitleaks.toml") && err.contains("2 gitleaks rule(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rule `peek`") && err.contains("look-ahead"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rule `echo`") && err.contains("backreferences"),
+        "{err}"
+    );
+    let lenient = [
+        "--lenient".as_ref(),
+        "--no-builtin".as_ref(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+    ];
+    let o = Cli::new(lenient).run(b"wdg_Zx81Kq0LmN3pR7sT2vW5yB9cD4fG6h\n");
+    assert_eq!(ok(&o), "[REDACTED:widget-token]\n");
+    assert!(stderr(&o).contains("rule `peek`"), "{}", stderr(&o));
+}
+
 /// A large input with secrets on many lines.
 fn large_input() -> Vec<u8> {
     let mut input = Vec::new();
