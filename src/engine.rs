@@ -5,7 +5,7 @@
 //! searcher (Teddy) serves case-insensitive anchors too; aho-corasick's own case-insensitive
 //! mode would give up the SIMD path. Case-sensitive anchors are re-checked on the original bytes.
 
-use aho_corasick::{packed, AhoCorasick, Input as AcInput, MatchKind};
+use aho_corasick::{packed, AhoCorasick, AhoCorasickKind, Input as AcInput, MatchKind};
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::Input;
@@ -16,7 +16,7 @@ use crate::rules::{normalize_key, AnchorCase, HitCheck, LazyRegex, Rule, Scanner
 
 /// Block-level literal search runs in groups of at most this many literals: aho-corasick's
 /// SIMD searcher (Teddy) handles a small set at several GB/s but is not used for large ones.
-const GROUP_SIZE: usize = 32;
+const GROUP_SIZE: usize = 64;
 
 /// A text this short is confirmed whole per triggered rule rather than in windows.
 const WHOLE_TEXT: usize = 16 * 1024;
@@ -169,9 +169,12 @@ impl Matcher {
                 escaped.push(true);
             }
         }
+        // Always a DFA: aho-corasick's own choice turns to a (several times slower) NFA past
+        // a hundred patterns, and the full rule set has several hundred literals.
         let build = |pats: &[Vec<u8>]| {
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(pats)
                 .map_err(|e| format!("anchor automaton: {e}"))
         };
@@ -237,12 +240,7 @@ impl Matcher {
         let anchors = if patterns.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasick::builder()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(&patterns)
-                    .map_err(|e| format!("anchor automaton: {e}"))?,
-            )
+            Some(build(&patterns)?)
         };
         let with = |s: Scanner| -> Vec<usize> {
             rules

@@ -264,12 +264,19 @@ struct RuleFile {
 /// How built-in packs' origins start (`built-in patterns/keys.toml`).
 pub(crate) const BUILTIN_ORIGIN: &str = "built-in ";
 
-const BUILTIN: [(&str, &str); 5] = [
+const BUILTIN: [(&str, &str); 10] = [
+    // `ai` before `keys`: its DeepSeek rule is a narrower `sk-` than OpenAI's and wins ties.
+    ("ai", include_str!("../patterns/ai.toml")),
     ("keys", include_str!("../patterns/keys.toml")),
+    ("chat", include_str!("../patterns/chat.toml")),
+    ("code", include_str!("../patterns/code.toml")),
+    ("cloud", include_str!("../patterns/cloud.toml")),
     ("tokens", include_str!("../patterns/tokens.toml")),
     ("credentials", include_str!("../patterns/credentials.toml")),
     ("network", include_str!("../patterns/network.toml")),
     ("openclaw", include_str!("../patterns/openclaw.toml")),
+    // Personal data, every rule opt-in.
+    ("pii", include_str!("../patterns/pii.toml")),
 ];
 
 impl RulePack {
@@ -297,7 +304,7 @@ impl RulePack {
         Ok((RulePack::parse(origin, text)?, Vec::new()))
     }
 
-    /// The packs shipped in the binary: keys, tokens, credentials, network, openclaw.
+    /// The packs shipped in the binary, in priority order.
     pub fn builtin() -> Vec<RulePack> {
         BUILTIN
             .iter()

@@ -248,9 +248,26 @@ struct Gen<'p> {
 }
 
 impl Gen<'_> {
-    /// Prose with, at the configured rate, one planted secret and, often, one decoy.
+    /// Prose with, often, one decoy and, at the configured rate, one planted secret. The
+    /// secret comes last and prose separates the two: a secret's context (`Bearer`, an open
+    /// PEM block) may run to the end of its text, and must not reach into the decoy.
     fn text(&mut self, words: usize) -> String {
         let mut t = prose(&mut self.rng, words);
+        if self.rng.chance(0.3) {
+            // A sentence of its own: prose words (`config`) must not become its context.
+            t.push_str(" . ");
+            if self.plants.decoys.is_empty() {
+                let (ctx, d) = decoy(&mut self.rng);
+                t.push_str(&ctx);
+                self.decoys.push(d);
+            } else {
+                let d = self.plants.decoys[self.rng.below(self.plants.decoys.len())].clone();
+                t.push_str(&d);
+                self.decoys.push(d);
+            }
+            t.push_str(" . ");
+            t.push_str(&prose(&mut self.rng, 3));
+        }
         if self.rng.chance(self.density) {
             t.push(' ');
             let p = self.plants;
@@ -269,19 +286,6 @@ impl Gen<'_> {
                 let (fragment, secrets) = &p.fragments[n % own - p.secrets.len()];
                 t.push_str(fragment);
                 self.secrets.extend(secrets.iter().cloned());
-            }
-        }
-        if self.rng.chance(0.3) {
-            t.push(' ');
-            if self.plants.decoys.is_empty() {
-                let (ctx, d) = decoy(&mut self.rng);
-                t.push_str(&ctx);
-                self.decoys.push(d);
-            } else {
-                let d = self.plants.decoys[self.rng.below(self.plants.decoys.len())].clone();
-                t.push_str(&d);
-                t.push_str(" .");
-                self.decoys.push(d);
             }
         }
         t

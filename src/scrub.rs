@@ -185,7 +185,14 @@ impl<'a> Session<'a> {
         block.lines += 1;
         let rule_idx = block.rule;
         let rule = &self.scrubber.matcher.rules[rule_idx];
-        if let Some(m) = rule.block_end.as_ref().and_then(|re| re.find(content)) {
+        // The end line closes the block only when what precedes the end marker is block body:
+        // a line that merely holds a whole one-line key is not the end of an earlier block.
+        let end = rule
+            .block_end
+            .as_ref()
+            .and_then(|re| re.find(content))
+            .filter(|m| looks_like_block_body(&content[..m.start()]));
+        if let Some(m) = end {
             self.block = None;
             edits.push(Edit {
                 start: 0,

@@ -1778,3 +1778,17 @@ fn url_credentials_with_mixed_slash_escaping() {
         assert!(!out.contains("hunter2"), "{out}");
     }
 }
+
+/// Found by the every-rule corpus: a line holding a whole one-line key after a line that
+/// opened a PEM block (a bare header) was taken for the end of that block and lost its text
+/// up to the end marker.
+#[test]
+fn a_one_line_key_after_an_open_block_is_not_its_end() {
+    let scrubber = Scrubber::builder().build().unwrap();
+    let input = "cat key.pem: -----BEGIN OPENSSH PRIVATE KEY-----\n\
+                 deploy used key: -----BEGIN PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEFAASC -----END PRIVATE KEY----- done\n";
+    let out = String::from_utf8(scrubber.scrub_bytes(input.as_bytes())).unwrap();
+    let second = out.lines().nth(1).unwrap();
+    assert!(second.starts_with("deploy used key: [REDACTED:"), "{out}");
+    assert!(second.ends_with("] done"), "{out}");
+}
