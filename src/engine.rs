@@ -12,7 +12,7 @@ use regex_automata::Input;
 
 use crate::json;
 use crate::mask::Mask;
-use crate::rules::{normalize_key, AnchorCase, HitCheck, LazyRegex, Rule, Scanner};
+use crate::rules::{key_matches, normalize_key, AnchorCase, HitCheck, LazyRegex, Rule, Scanner};
 
 /// Block-level literal search runs in groups of at most this many literals: aho-corasick's
 /// SIMD searcher (Teddy) handles a small set at several GB/s but is not used for large ones.
@@ -677,7 +677,7 @@ fn json_key_hit(text: &[u8], at: usize, line_end: usize, keys: &[Vec<u8>]) -> bo
     while i < line_end && matches!(text[i], b' ' | b'\t') {
         i += 1;
     }
-    i < line_end && text[i] == b':' && keys.contains(&normalize_key(&text[start..end]))
+    i < line_end && text[i] == b':' && key_matches(keys, &normalize_key(&text[start..end]))
 }
 
 /// Keeps the longest candidates, ties going to the earlier (higher priority) rule, so that

@@ -178,7 +178,8 @@ pub struct RuleSpec {
     /// Checks a candidate secret must pass (`ipv4-private`, `entropy >= 3.5`, …).
     #[serde(default, alias = "validator", deserialize_with = "one_or_many")]
     pub validators: Vec<String>,
-    /// JSON keys whose whole string value is the secret (case and `_`/`-` ignored).
+    /// JSON keys whose whole string value is the secret (case and `_`/`-` ignored; `*apikey`
+    /// matches every key ending in `apikey`).
     #[serde(default)]
     pub json_keys: Vec<String>,
     /// For multi-line blocks in plain text: a regex matching the line that closes the block.
@@ -515,6 +516,15 @@ fn syntax_error_kind(err: &regex_syntax::Error) -> String {
         }
         _ => "unsupported syntax".to_string(),
     }
+}
+
+/// True when the normalised key `key` is one of `keys`; an entry starting with `*` matches
+/// keys ending in the rest (`*apikey` matches `MISTRAL_API_KEY`, as env maps spell them).
+pub(crate) fn key_matches(keys: &[Vec<u8>], key: &[u8]) -> bool {
+    keys.iter().any(|k| match k.strip_prefix(b"*") {
+        Some(suffix) => key.ends_with(suffix),
+        None => k == key,
+    })
 }
 
 /// Normalises a JSON key for comparison: ASCII lower case without `_` and `-`.

@@ -3,7 +3,7 @@
 
 use crate::engine::{MatchCache, Span};
 use crate::json::{self, StringValue};
-use crate::rules::normalize_key;
+use crate::rules::{key_matches, normalize_key};
 use crate::validate::is_placeholder;
 use crate::Scrubber;
 
@@ -273,9 +273,7 @@ impl<'a> Session<'a> {
         };
         let sensitive = match (scrubber.matcher.json_key_rule, key) {
             (Some(rule), Some(k))
-                if scrubber.matcher.rules[rule]
-                    .json_keys
-                    .contains(&normalize_key(k)) =>
+                if key_matches(&scrubber.matcher.rules[rule].json_keys, &normalize_key(k)) =>
             {
                 Some(rule)
             }
