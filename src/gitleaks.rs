@@ -99,6 +99,7 @@ pub(crate) fn import(
         } else {
             rule.id.clone()
         };
+        let errors_before = errors.len();
         let Some(regex) = rule.regex.clone() else {
             let what = if rule.path.is_some() {
                 "matches file paths only, and a stream has none"
@@ -151,6 +152,9 @@ pub(crate) fn import(
                 Err(e) => errors.push(format!("rule `{id}`: {e}")),
             }
         }
+        if errors.len() > errors_before {
+            continue;
+        }
         rules.push(RuleSpec {
             description: rule
                 .description
@@ -182,12 +186,8 @@ pub(crate) fn import(
                 format!("{message}\n(--lenient skips them with a warning)"),
             ));
         }
+        // The rules with errors were never added.
         warnings.extend(errors.iter().map(|e| format!("{origin}: {e}; skipped")));
-        let bad: HashSet<&str> = errors
-            .iter()
-            .filter_map(|e| e.strip_prefix("rule `")?.split('`').next())
-            .collect();
-        rules.retain(|r| !bad.contains(r.id.as_str()));
     }
     Ok((
         RulePack {

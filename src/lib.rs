@@ -132,6 +132,20 @@ impl Scrubber {
         found
     }
 
+    /// A scrubber with `spec` as its only rule (turned on even if opt-in) and the `tag` mask:
+    /// what `rules test` checks examples with and `rules lint` times.
+    pub(crate) fn for_rule_alone(origin: &str, spec: &RuleSpec) -> Result<Scrubber, Error> {
+        let mut alone = spec.clone();
+        alone.enabled = true;
+        Scrubber::builder()
+            .builtin(false)
+            .pack(RulePack {
+                origin: origin.to_string(),
+                rules: vec![alone],
+            })
+            .build()
+    }
+
     /// The active rules, in priority order.
     pub fn rules(&self) -> Vec<RuleInfo> {
         self.matcher
@@ -348,15 +362,7 @@ pub fn check_examples(pack: &RulePack) -> Result<(Vec<ExampleFailure>, usize), E
     let mut failures = Vec::new();
     let mut checked = 0;
     for spec in &pack.rules {
-        let mut alone = spec.clone();
-        alone.enabled = true;
-        let scrubber = Scrubber::builder()
-            .builtin(false)
-            .pack(RulePack {
-                origin: pack.origin.clone(),
-                rules: vec![alone],
-            })
-            .build()?;
+        let scrubber = Scrubber::for_rule_alone(&pack.origin, spec)?;
         let cases = spec
             .examples
             .iter()

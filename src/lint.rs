@@ -117,15 +117,7 @@ pub fn measure_costs(
     let mut costs = Vec::new();
     for pack in packs {
         for spec in &pack.rules {
-            let mut alone = spec.clone();
-            alone.enabled = true;
-            let scrubber = Scrubber::builder()
-                .builtin(false)
-                .pack(RulePack {
-                    origin: pack.origin.clone(),
-                    rules: vec![alone],
-                })
-                .build()?;
+            let scrubber = Scrubber::for_rule_alone(&pack.origin, spec)?;
             let mut best = f64::INFINITY;
             let mut redactions = 0;
             for _ in 0..runs.max(1) {

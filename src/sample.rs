@@ -93,19 +93,12 @@ const URLSAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 const HEX: &[u8] = b"0123456789abcdef";
 const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// A GitHub-format token (`ghp_`, `npm_`): 30 random characters and their base62 CRC32.
+/// A GitHub-format token (`ghp_`, `npm_`): 30 random characters and their checksum.
 fn checksummed(rng: &mut Rng, prefix: &str) -> String {
     let payload = rng.string(ALNUM, 30);
-    let mut crc = crc32fast::hash(payload.as_bytes());
-    let mut check = [b'0'; 6];
-    for digit in check.iter_mut().rev() {
-        *digit = ALNUM_BASE62[(crc % 62) as usize];
-        crc /= 62;
-    }
+    let check = crate::validate::github_checksum_of(payload.as_bytes());
     format!("{prefix}{payload}{}", String::from_utf8_lossy(&check))
 }
-
-const ALNUM_BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A fresh secret of a random kind.
 fn secret(rng: &mut Rng) -> String {

@@ -104,19 +104,25 @@ fn ipv6_private(secret: &[u8]) -> bool {
 }
 
 fn github_checksum(secret: &[u8]) -> bool {
-    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let Some(start) = secret.len().checked_sub(36) else {
         return false;
     };
     let (payload, checksum) = secret[start..].split_at(30);
+    checksum == github_checksum_of(payload)
+}
+
+/// The six-character checksum GitHub and npm append to a token's random part: its CRC32 in
+/// base62, zero-padded.
+pub(crate) fn github_checksum_of(payload: &[u8]) -> [u8; 6] {
+    const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut crc = crc32fast::hash(payload);
-    let mut expected = [b'0'; 6];
-    for digit in expected.iter_mut().rev() {
+    let mut digits = [b'0'; 6];
+    for digit in digits.iter_mut().rev() {
         *digit = BASE62[(crc % 62) as usize];
         crc /= 62;
     }
     // CRC32 < 62^6, so six base62 digits always hold it.
-    checksum == expected
+    digits
 }
 
 fn luhn(secret: &[u8]) -> bool {
