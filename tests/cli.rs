@@ -91,6 +91,14 @@ fn assert_no_panic(o: &Output) {
     );
 }
 
+/// Asserts the run failed cleanly with exit code 2 (no panic text) and returns its stderr.
+fn exit_2(o: &Output) -> String {
+    assert_no_panic(o);
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    err
+}
+
 fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
@@ -239,8 +247,7 @@ fn stats_is_printed_for_empty_input_too() {
 #[test]
 fn bad_stats_format_is_a_usage_error() {
     let o = Cli::new(["--stats=xml"]).run(b"x\n");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
 }
 
 #[test]
@@ -272,9 +279,7 @@ fn bad_masks_exit_2() {
 #[test]
 fn hash_mask_needs_a_key() {
     let o = Cli::new(["--mask", "hash"]).run(format!("{OPENAI}\n").as_bytes());
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
+    let err = exit_2(&o);
     assert!(
         err.contains("CLAWSCRUB_HASH_KEY") && err.contains("--hash-key-file"),
         "{err}"
@@ -353,8 +358,7 @@ fn hash_key_file_matches_the_environment_key() {
         missing.as_os_str(),
     ])
     .run(input.as_bytes());
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
     assert!(stderr(&o).contains("no-such.key"), "{}", stderr(&o));
 }
 
@@ -363,8 +367,7 @@ fn missing_input_file_exits_2_and_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("gateway-2026-03-14.log");
     let o = Cli::new([missing.as_os_str()]).run(b"");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
     assert!(
         stderr(&o).contains("gateway-2026-03-14.log"),
         "{}",
@@ -374,8 +377,7 @@ fn missing_input_file_exits_2_and_names_it() {
     let good = write(dir.path(), "good.log", format!("x {AWS}\n"));
     let o = Cli::new([good.as_os_str(), missing.as_os_str(), "-".as_ref()])
         .run(format!("y {OPENAI}\n").as_bytes());
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
     assert_eq!(
         stdout(&o),
         "x [REDACTED:aws-access-key-id]\ny [REDACTED:openai-api-key]\n"
@@ -387,8 +389,7 @@ fn missing_input_file_exits_2_and_names_it() {
 fn a_directory_as_input_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let o = Cli::new([dir.path().as_os_str()]).run(b"");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
 }
 
 const BAD_CONFIG: &str = r#"{
@@ -411,8 +412,7 @@ fn openclaw_config_with_lookbehind_exits_2_naming_index_and_construct() {
     let o = Cli::new::<_, &str>([])
         .openclaw_config(BAD_CONFIG)
         .run(b"ticket ACME-123456\n");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
     assert!(o.stdout.is_empty());
     let err = stderr(&o);
     assert!(err.contains("redactPatterns[2]"), "{err}");
@@ -432,9 +432,7 @@ fn openclaw_config_with_backreference_exits_2_naming_index_and_construct() {
     let o = Cli::new::<_, &str>([])
         .openclaw_config(&BAD_CONFIG.replace("'(?<=session=)LeakyPatternText[a-z]+',", ""))
         .run(b"ticket ACME-123456\n");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
+    let err = exit_2(&o);
     assert!(err.contains("redactPatterns[2]"), "{err}");
     assert!(err.contains("backreference"), "{err}");
     assert!(
@@ -521,9 +519,7 @@ fn invalid_json5_config_exits_2_without_quoting_it() {
     let o = Cli::new::<_, &str>([])
         .openclaw_config("{ gateway: { auth: { token: 'gw-token-DoNotLeak-7f3a9c' } }")
         .run(b"x\n");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
+    let err = exit_2(&o);
     assert!(err.contains("openclaw.json"), "{err}");
     assert!(!err.contains("gw-token-DoNotLeak"), "{err}");
 }
@@ -553,9 +549,7 @@ fn pattern_flag_is_case_insensitive_and_no_builtin_uses_only_it() {
 #[test]
 fn unsupported_pattern_flag_exits_2_without_quoting_it() {
     let o = Cli::new(["--pattern", "(?=x)sk-live-PatternLeak"]).run(b"x\n");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
+    let err = exit_2(&o);
     assert!(err.contains("lookahead"), "{err}");
     assert!(!err.contains("PatternLeak"), "{err}");
 }
@@ -705,8 +699,7 @@ fn rules_test_with_a_broken_rule_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let rules = write(dir.path(), "broken.toml", "[[rule]]\nid = \"x\"\n");
     let o = Cli::new(["rules".as_ref(), "test".as_ref(), rules.as_os_str()]).run(b"");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
     assert!(stderr(&o).contains("broken.toml"), "{}", stderr(&o));
 }
 
@@ -863,9 +856,7 @@ fn gitleaks_rules_beyond_linear_time_are_named_one_by_one() {
         rules.as_os_str(),
     ];
     let o = Cli::new(args).run(b"");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
-    let err = stderr(&o);
+    let err = exit_2(&o);
     assert!(
         err.contains("gitleaks.toml") && err.contains("2 gitleaks rule(s)"),
         "{err}"
@@ -1130,6 +1121,5 @@ fn help_and_version_work() {
     let o = Cli::new(["--version"]).run(b"");
     assert!(ok(&o).contains(env!("CARGO_PKG_VERSION")));
     let o = Cli::new(["--no-such-flag"]).run(b"");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(2));
+    exit_2(&o);
 }

@@ -120,15 +120,7 @@ const SENSITIVE_KEYS: &[&str] = &[
 ];
 
 /// Keys whose values are never changed.
-const STRUCTURAL_KEYS: &[&str] = &[
-    "id",
-    "parentId",
-    "toolCallId",
-    "type",
-    "role",
-    "timestamp",
-    "thinkingSignature",
-];
+const STRUCTURAL_KEYS: &[&str] = &clawscrub::DEFAULT_STRUCTURAL_KEYS;
 
 /// Ordinary keys (neither sensitive nor structural).
 const NORMAL_KEYS: &[&str] = &[
@@ -1547,22 +1539,27 @@ fn over_long_json_line_is_scrubbed_the_same_whatever_the_reads() {
     for secret in &planted {
         assert!(!find(first, secret.as_bytes()), "{secret} survives");
     }
-    if first != expected.as_slice() {
-        let at = first
-            .iter()
-            .zip(&expected)
-            .position(|(x, y)| x != y)
-            .unwrap_or(0);
-        panic!(
-            "differs at byte {at}:\nactual:   {}\nexpected: {}",
-            show(&first[at.saturating_sub(80)..(at + 120).min(first.len())]),
-            show(&expected[at.saturating_sub(80)..(at + 120).min(expected.len())])
-        );
-    }
+    assert_same_bytes(first, &expected);
     serde_json::from_slice::<Value>(first).expect("the long line is still JSON");
     assert!(
         a.ends_with(b"{\"type\":\"message\",\"text\":\"after [REDACTED:aws-access-key-id]\"}\n")
     );
+}
+
+/// Panics showing the neighbourhood of the first differing byte (the lines are megabytes).
+fn assert_same_bytes(actual: &[u8], expected: &[u8]) {
+    if actual != expected {
+        let at = actual
+            .iter()
+            .zip(expected)
+            .position(|(x, y)| x != y)
+            .unwrap_or(0);
+        panic!(
+            "differs at byte {at}:\nactual:   {}\nexpected: {}",
+            show(&actual[at.saturating_sub(80)..(at + 120).min(actual.len())]),
+            show(&expected[at.saturating_sub(80)..(at + 120).min(expected.len())])
+        );
+    }
 }
 
 #[test]
@@ -1576,18 +1573,7 @@ fn over_long_plain_line_is_scrubbed_the_same_whatever_the_reads() {
     for secret in &planted {
         assert!(!find(&a, secret.as_bytes()), "{secret} survives");
     }
-    if a != expected {
-        let at = a
-            .iter()
-            .zip(&expected)
-            .position(|(x, y)| x != y)
-            .unwrap_or(0);
-        panic!(
-            "differs at byte {at}:\nactual:   {}\nexpected: {}",
-            show(&a[at.saturating_sub(80)..(at + 120).min(a.len())]),
-            show(&expected[at.saturating_sub(80)..(at + 120).min(expected.len())])
-        );
-    }
+    assert_same_bytes(&a, &expected);
 }
 
 /// A transcript line made long by an inline image, with secrets the normal-size path finds
