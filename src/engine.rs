@@ -651,21 +651,21 @@ fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &
     }
 }
 
-/// True when `text[at..]` lies inside a JSON object key (`"name":`, possibly escaped as
-/// `\"name\":`) whose normalised name is one of `keys`.
+/// True when `text[at..]` may lie inside a JSON object key (`"name":`, possibly escaped as
+/// `\"name\":`) whose normalised name is one of `keys`. The key is taken from the quote
+/// before the hit to the quote after it, whatever lies between (`"10.api_key"` ends like
+/// `apikey`); a key longer than [`MAX_KEY_SCAN`] is given the closer look.
 fn json_key_hit(text: &[u8], at: usize, line_end: usize, keys: &[Vec<u8>]) -> bool {
-    let is_key = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-    let start = text[..at]
-        .iter()
-        .rposition(|&b| !is_key(b))
-        .map_or(0, |i| i + 1);
-    if start == 0 || text[start - 1] != b'"' {
-        return false;
-    }
-    let end = text[at..line_end]
-        .iter()
-        .position(|&b| !is_key(b))
-        .map_or(line_end, |i| at + i);
+    let from = at.saturating_sub(MAX_KEY_SCAN);
+    let start = match memchr::memrchr2(b'"', b'\n', &text[from..at]) {
+        Some(i) if text[from + i] == b'"' => from + i + 1,
+        Some(_) => return false,
+        None => return from > 0,
+    };
+    let to = line_end.min(at + MAX_KEY_SCAN);
+    let Some(end) = memchr::memchr2(b'"', b'\\', &text[at..to]).map(|i| at + i) else {
+        return to < line_end;
+    };
     let mut i = end;
     while i < line_end && text[i] == b'\\' {
         i += 1;
@@ -679,6 +679,9 @@ fn json_key_hit(text: &[u8], at: usize, line_end: usize, keys: &[Vec<u8>]) -> bo
     }
     i < line_end && text[i] == b':' && key_matches(keys, &normalize_key(&text[start..end]))
 }
+
+/// How far around a hit the JSON key check looks for the quotes of its key.
+const MAX_KEY_SCAN: usize = 256;
 
 /// Keeps the longest candidates, ties going to the earlier (higher priority) rule, so that
 /// the result does not overlap; sorted by start.

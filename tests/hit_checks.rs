@@ -168,3 +168,19 @@ fn corpus_same_with_and_without_checks() {
         );
     }
 }
+
+/// Found by the property above in CI: a key with a prefix outside `[A-Za-z0-9_-]`
+/// (`10.api_key`) ends like a sensitive key, and the block-level check must see it whole.
+#[test]
+fn a_key_with_a_dotted_prefix_is_not_held_back() {
+    let (checked, unchecked) = scrubbers();
+    for input in [
+        r#"{"10.api_key":"hunter2hunter2"}"#,
+        r#"{"type":"message","content":[{"type":"text","text":"{\"10.api_key\":\"\\\\n2001:db8::1\"}"}]}"#,
+        r#"{"env":{"prod.API_KEY":"abc"},"id":"1"}"#,
+    ] {
+        let a = checked.scrub_bytes(input.as_bytes());
+        assert_eq!(a, unchecked.scrub_bytes(input.as_bytes()), "{input}");
+        assert_ne!(a, input.as_bytes(), "{input}");
+    }
+}
