@@ -67,7 +67,7 @@ pub struct Scrubber {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// The line it is on, counting from 1.
-    pub line: usize,
+    pub line: u64,
     /// Where it starts in the line, in bytes from 0 (raw bytes: JSON escapes included).
     pub start: usize,
     /// Where it ends in the line (exclusive).
@@ -112,23 +112,32 @@ impl Scrubber {
         out
     }
 
-    /// The secrets in `text` (one or more lines), in order, without changing anything: what
-    /// [`Scrubber::scrub`] would redact, and which rule would. For audits and `rules explain`.
+    /// Reads `reader` to the end and reports every secret in it, in order, without writing
+    /// anything: what [`Scrubber::scrub`] would redact, where, and which rule would. For
+    /// audits (`clawscrub check`) and `rules explain`.
+    pub fn find_in<R: Read>(
+        &self,
+        reader: R,
+        mut each: impl FnMut(Finding),
+    ) -> Result<Stats, Error> {
+        let rules = &self.matcher.rules;
+        let mut on_found = |line: u64, start: usize, end: usize, rule: usize| {
+            each(Finding {
+                line,
+                start,
+                end,
+                rule: rules[rule].id.clone(),
+                category: rules[rule].category,
+            })
+        };
+        stream::Filter::auditing(self, std::io::sink(), &mut on_found).run(reader)
+    }
+
+    /// The secrets in `text` (one or more lines), in order: [`Scrubber::find_in`] over a buffer.
     pub fn findings(&self, text: &[u8]) -> Vec<Finding> {
-        let mut session = scrub::Session::new(self);
         let mut found = Vec::new();
-        for (n, line) in text.split_inclusive(|&b| b == b'\n').enumerate() {
-            for (start, end, rule) in session.line_findings(line) {
-                let rule = &self.matcher.rules[rule];
-                found.push(Finding {
-                    line: n + 1,
-                    start,
-                    end,
-                    rule: rule.id.clone(),
-                    category: rule.category,
-                });
-            }
-        }
+        // Reading a slice and writing to a sink cannot fail.
+        let _ = self.find_in(text, |f| found.push(f));
         found
     }
 

@@ -382,7 +382,7 @@ fn explain(args: &RuleArgs, text: &[String]) -> Result<(), Exit> {
     let scrubbed = scrubber.scrub_bytes(&input);
     let mut out = io::stdout().lock();
     for (n, line) in scrubbed.split(|&b| b == b'\n').enumerate() {
-        let here: Vec<_> = findings.iter().filter(|f| f.line == n + 1).collect();
+        let here: Vec<_> = findings.iter().filter(|f| f.line == n as u64 + 1).collect();
         if line.is_empty() && here.is_empty() {
             continue;
         }

@@ -37,6 +37,9 @@ pub(crate) struct Session<'a> {
     block: Option<OpenBlock>,
     /// Redactions per rule index.
     pub counts: Vec<u64>,
+    /// When auditing: each redaction made since the last drain, as its byte range in the
+    /// line and rule index.
+    pub found: Option<Vec<(usize, usize, usize)>>,
 }
 
 impl<'a> Session<'a> {
@@ -51,6 +54,7 @@ impl<'a> Session<'a> {
                 .map(|_| (Vec::new(), Vec::new()))
                 .collect(),
             block: None,
+            found: None,
         }
     }
 
@@ -73,21 +77,11 @@ impl<'a> Session<'a> {
     pub fn scrub_line(&mut self, line: &[u8], out: &mut Vec<u8>) {
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let mut edits = self.line_edits(content);
+        if let Some(found) = &mut self.found {
+            found.extend(edits.iter().map(|e| (e.start, e.end, e.rule)));
+        }
         apply(content, &mut edits, out);
         out.extend_from_slice(&line[content.len()..]);
-    }
-
-    /// The secrets in `line` (with or without its `\n`): each one's range in the raw line
-    /// (escapes included, for JSON) and the index of the rule that found it, sorted by start.
-    pub fn line_findings(&mut self, line: &[u8]) -> Vec<(usize, usize, usize)> {
-        let content = line.strip_suffix(b"\n").unwrap_or(line);
-        let mut found: Vec<_> = self
-            .line_edits(content)
-            .into_iter()
-            .map(|e| (e.start, e.end, e.rule))
-            .collect();
-        found.sort_unstable();
-        found
     }
 
     fn line_edits(&mut self, content: &[u8]) -> Vec<Edit> {
@@ -111,7 +105,7 @@ impl<'a> Session<'a> {
         text: &[u8],
         accept: std::ops::Range<usize>,
         json_safe: bool,
-    ) -> Vec<(usize, usize, Vec<u8>)> {
+    ) -> Vec<(usize, usize, Vec<u8>, usize)> {
         let matcher = &self.scrubber.matcher;
         matcher.find(text, &mut self.cache, &self.scrubber.mask, &mut self.spans);
         let mut edits = Vec::new();
@@ -138,7 +132,7 @@ impl<'a> Session<'a> {
                 one_line(masked)
             };
             self.counts[span.rule] += 1;
-            edits.push((start, end, text));
+            edits.push((start, end, text, span.rule));
         }
         edits
     }

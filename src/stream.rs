@@ -23,6 +23,10 @@ const WINDOW_OVERLAP: usize = MAX_REACH;
 /// Output is handed to the writer once this much is pending.
 const OUT_FLUSH: usize = 256 * 1024;
 
+/// Receives each redaction made when auditing: line number (from 1), byte range in the line,
+/// rule index.
+pub(crate) type OnFound<'a> = &'a mut dyn FnMut(u64, usize, usize, usize);
+
 /// One run of the filter over one input.
 pub(crate) struct Filter<'a, W: Write> {
     matcher: &'a Matcher,
@@ -34,6 +38,7 @@ pub(crate) struct Filter<'a, W: Write> {
     lines: u64,
     bytes_in: u64,
     bytes_out: u64,
+    on_found: Option<OnFound<'a>>,
 }
 
 impl<'a, W: Write> Filter<'a, W> {
@@ -48,6 +53,26 @@ impl<'a, W: Write> Filter<'a, W> {
             lines: 0,
             bytes_in: 0,
             bytes_out: 0,
+            on_found: None,
+        }
+    }
+
+    /// A filter that also reports every redaction it makes to `on_found`.
+    pub fn auditing(scrubber: &'a Scrubber, writer: W, on_found: OnFound<'a>) -> Filter<'a, W> {
+        let mut filter = Filter::new(scrubber, writer);
+        filter.session.found = Some(Vec::new());
+        filter.on_found = Some(on_found);
+        filter
+    }
+
+    /// Hands the redactions recorded on line `line_no` to the audit callback, in line order.
+    fn report_found(&mut self, line_no: u64) {
+        let (Some(on_found), Some(found)) = (&mut self.on_found, &mut self.session.found) else {
+            return;
+        };
+        found.sort_unstable();
+        for (start, end, rule) in found.drain(..) {
+            on_found(line_no, start, end, rule);
         }
     }
 
@@ -92,11 +117,13 @@ impl<'a, W: Write> Filter<'a, W> {
             match memchr::memchr(b'\n', data) {
                 Some(nl) => {
                     long.feed(&data[..nl], &mut self.session, &mut self.out);
+                    self.report_found(self.lines + 1);
                     self.finish_long(b"\n");
                     used = nl + 1;
                 }
                 None => {
                     long.feed(data, &mut self.session, &mut self.out);
+                    self.report_found(self.lines + 1);
                     used = data.len();
                     if eof {
                         self.finish_long(b"");
@@ -118,6 +145,7 @@ impl<'a, W: Write> Filter<'a, W> {
             self.session.end_block();
             let mut long = LongLine::new(partial);
             long.feed(partial, &mut self.session, &mut self.out);
+            self.report_found(self.lines + 1);
             self.long = Some(long);
             used = data.len();
         }
@@ -129,18 +157,22 @@ impl<'a, W: Write> Filter<'a, W> {
             long.finish(&mut self.session, &mut self.out);
             self.out.extend_from_slice(terminator);
             self.lines += 1;
+            self.report_found(self.lines);
         }
     }
 
     /// Scrubs complete lines: copies those where nothing fires, looks closely at the rest.
     fn region(&mut self, region: &[u8]) -> Result<(), Error> {
+        let lines_before = self.lines;
         self.lines += memchr::memchr_iter(b'\n', region).count() as u64;
         if self.matcher.needs_every_line() {
-            for line in region.split_inclusive(|&b| b == b'\n') {
-                self.scrub_line(line);
+            for (n, line) in region.split_inclusive(|&b| b == b'\n').enumerate() {
+                self.scrub_line(line, lines_before + n as u64 + 1);
             }
             return Ok(());
         }
+        // Line numbers are counted up to each scrubbed line only when auditing.
+        let (mut counted_to, mut line_no) = (0, lines_before);
         Matcher::lowercase_into(region, &mut self.lower);
         let lower = std::mem::take(&mut self.lower);
         let mut pos = 0;
@@ -166,7 +198,12 @@ impl<'a, W: Write> Filter<'a, W> {
             }
             let line_end = memchr::memchr(b'\n', &region[line_start..])
                 .map_or(region.len(), |i| line_start + i + 1);
-            self.scrub_line(&region[line_start..line_end]);
+            if self.on_found.is_some() {
+                line_no +=
+                    memchr::memchr_iter(b'\n', &region[counted_to..line_start]).count() as u64;
+                counted_to = line_start;
+            }
+            self.scrub_line(&region[line_start..line_end], line_no + 1);
             pos = line_end;
         }
         self.lower = lower;
@@ -176,10 +213,11 @@ impl<'a, W: Write> Filter<'a, W> {
     /// The final line when it has no newline.
     fn line(&mut self, line: &[u8]) {
         self.lines += 1;
-        self.scrub_line(line);
+        self.scrub_line(line, self.lines);
     }
 
-    fn scrub_line(&mut self, line: &[u8]) {
+    /// Scrubs line number `line_no` (from 1), whole or in windows.
+    fn scrub_line(&mut self, line: &[u8], line_no: u64) {
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         if content.len() >= MAX_LINE {
             self.session.end_block();
@@ -190,6 +228,7 @@ impl<'a, W: Write> Filter<'a, W> {
         } else {
             self.session.scrub_line(line, &mut self.out);
         }
+        self.report_found(line_no);
     }
 
     fn verbatim(&mut self, bytes: &[u8]) -> Result<(), Error> {
@@ -282,9 +321,12 @@ impl LongLine {
         let mut edits = session.scrub_window(text, accept_lo..accept_hi, self.json_safe);
         edits.sort_by_key(|e| e.0);
         let mut pos = self.emitted - ctx;
-        for (start, end, replacement) in edits {
+        for (start, end, replacement, rule) in edits {
             if start < pos {
                 continue;
+            }
+            if let Some(found) = &mut session.found {
+                found.push((ctx + start, ctx + end, rule));
             }
             out.extend_from_slice(&text[pos..start]);
             out.extend_from_slice(&replacement);
