@@ -26,6 +26,14 @@ pub enum Error {
     /// A `--mask` value or the hash key is unusable.
     #[error("mask: {0}")]
     Mask(String),
+    /// A SQLite transcript store could not be read or updated.
+    #[error("{}: {message}", path.display())]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        message: String,
+    },
     /// Reading or writing failed.
     #[error("{context}: {source}")]
     Io {

@@ -14,6 +14,7 @@
 //! # Ok::<(), clawscrub::Error>(())
 //! ```
 
+pub mod bulk;
 mod engine;
 mod error;
 mod gitleaks;
@@ -23,12 +24,15 @@ pub mod lint;
 mod literals;
 mod mask;
 pub mod openclaw;
+pub mod report;
 mod rules;
 pub mod sample;
 mod scrub;
+pub mod sqlite;
 mod stats;
 mod stream;
 mod validate;
+pub mod walk;
 
 use std::io::{Read, Write};
 

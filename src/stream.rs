@@ -57,6 +57,23 @@ impl<'a, W: Write> Filter<'a, W> {
         }
     }
 
+    /// Runs `context` (whole lines, at most a few hundred KB) through the filter with its
+    /// output and counts thrown away, so that the input that follows is scrubbed in the
+    /// state those lines leave (an open PEM block): how a chunk in the middle of a file is
+    /// scrubbed exactly as a stream from the start would.
+    pub fn primed(mut self, context: &[u8]) -> Filter<'a, W> {
+        debug_assert!(context.len() < OUT_FLUSH, "priming never writes");
+        if self.consume(context, false).is_ok() {
+            self.out.clear();
+            self.session.counts.fill(0);
+            if let Some(found) = &mut self.session.found {
+                found.clear();
+            }
+            self.lines = 0;
+        }
+        self
+    }
+
     /// A filter that also reports every redaction it makes to `on_found`.
     pub fn auditing(scrubber: &'a Scrubber, writer: W, on_found: OnFound<'a>) -> Filter<'a, W> {
         let mut filter = Filter::new(scrubber, writer);

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod tree;
+
 use clawscrub::{
     check_examples, lint, openclaw, sample, Category, Error, Mask, RulePack, Scrubber, Stats,
 };
@@ -46,9 +48,95 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Scrub files on disk: a sessions tree, logs, SQLite transcript stores, in parallel.
+    #[command(after_help = "\
+Examples:
+  clawscrub scrub --in-place                       # OpenClaw's state dir (~/.openclaw)
+  clawscrub scrub --in-place --backup-suffix .orig ~/.openclaw/agents
+  clawscrub scrub --out /tmp/clean ~/.openclaw/agents/main/sessions
+  clawscrub scrub --in-place --glob '*.txt' --threads 2 ./exports
+
+Directories are walked for *.jsonl and *.log files (--glob changes that) and OpenClaw's SQLite
+transcript stores (openclaw-agent.sqlite); credentials/ and auth-profiles.json are never
+touched, nor symlinks leading out of the tree. In place, each file is rewritten through a
+synced temporary file renamed over it, so a crash leaves it wholly old or wholly new; lines
+appended while it is scrubbed are scrubbed too. A file with nothing to redact is not written.
+
+Exit status: 0 done, 1 some files failed (each reported; they are left unchanged), 2 usage or
+configuration errors.")]
+    Scrub(ScrubArgs),
+    /// Audit files on disk, read-only: where each secret is and which rule found it (never
+    /// the secret); exit 1 when anything is found, so it can gate CI.
+    #[command(after_help = "\
+Examples:
+  clawscrub check                                  # OpenClaw's state dir (~/.openclaw)
+  clawscrub check --summary ~/.openclaw/agents     # which sessions hold which kinds
+  clawscrub check --format sarif . > clawscrub.sarif
+
+Exit status: 0 nothing found, 1 secrets found, 2 errors (unreadable files included).")]
+    Check(CheckArgs),
     /// Show or check the redaction rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+}
+
+/// Which files a bulk command works on.
+#[derive(Args, Debug)]
+struct TreeArgs {
+    /// Files and directories; none means OpenClaw's state dir ($OPENCLAW_STATE_DIR or
+    /// ~/.openclaw): agents/*/sessions/*.jsonl, logs/*.log, logs/*.jsonl and the
+    /// agents/*/agent/openclaw-agent.sqlite transcript stores.
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// File names to take in directories (default `*.jsonl` and `*.log`); a pattern with a
+    /// `/` matches the path below the directory given. Repeatable.
+    #[arg(long, value_name = "GLOB")]
+    glob: Vec<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+struct ScrubArgs {
+    #[command(flatten)]
+    tree: TreeArgs,
+    /// Rewrite each file in place (atomically: temporary file, fsync, rename).
+    #[arg(long, conflicts_with = "out", required_unless_present = "out")]
+    in_place: bool,
+    /// Write the scrubbed files under DIR at their paths relative to each PATH instead.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Keep each rewritten file's modification time.
+    #[arg(long)]
+    keep_mtime: bool,
+    /// Keep each original rewritten in place as FILE+SUFFIX (a hard link).
+    #[arg(long, value_name = "SUFFIX", requires = "in_place")]
+    backup_suffix: Option<std::ffi::OsString>,
+    /// The summary as text (default) or JSON, on stderr.
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text", require_equals = true)]
+    stats: Option<StatsFormat>,
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    #[command(flatten)]
+    tree: TreeArgs,
+    /// Report format: text (`path:line:column rule-id`), json (one object per line) or sarif
+    /// (SARIF 2.1.0).
+    #[arg(long, value_enum, default_value = "text")]
+    format: ReportFormat,
+    /// One line per file instead of per finding: its kinds and rules of secret, and its
+    /// first and last timestamp (text or json).
+    #[arg(long)]
+    summary: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ReportFormat {
+    Text,
+    Json,
+    Sarif,
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,6 +254,8 @@ fn main() -> ExitCode {
             lint_rules(&cli.rules, sample.as_deref(), *no_cost)
         }
         Some(Command::Rules(RulesCommand::Explain { text })) => explain(&cli.rules, text),
+        Some(Command::Scrub(args)) => cli.rules.build().and_then(|s| tree::scrub(&s, args)),
+        Some(Command::Check(args)) => cli.rules.build().and_then(|s| tree::check(&s, args)),
         None => filter(&cli),
     };
     match result {

@@ -1,0 +1,596 @@
+//! Scrubbing files already on disk: in place, atomically and losing no line that is appended
+//! meanwhile, or into a mirror tree; files in parallel, and large files in chunks scrubbed in
+//! parallel and written in order.
+//!
+//! In place, a file is compared with its scrubbed output as the output is made, and a
+//! temporary file is only started at the first difference (with the identical head copied
+//! in): a file with nothing to redact is read, never written, so a second run over a scrubbed
+//! tree touches nothing.
+
+use std::ffi::OsString;
+use std::fs::{File, FileTimes, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use tempfile::NamedTempFile;
+
+use crate::error::Error;
+use crate::report::Located;
+use crate::stats::Stats;
+use crate::stream::Filter;
+use crate::walk::{Target, TargetKind};
+use crate::{sqlite, Scrubber};
+
+/// How much of the text before a chunk is scrubbed (output discarded) to set up the state a
+/// multi-line secret carries from line to line: more than a PEM block's longest run.
+const CONTEXT: usize = 128 * 1024;
+
+/// Where scrubbed files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    /// Over the originals, each atomically.
+    InPlace,
+    /// Under this directory, at each target's relative path.
+    Mirror(PathBuf),
+}
+
+/// How a bulk scrub writes its results.
+#[derive(Debug, Clone)]
+pub struct BulkOptions {
+    /// In place or into a mirror tree.
+    pub dest: Dest,
+    /// Give a rewritten file its original modification time back.
+    pub keep_mtime: bool,
+    /// Keep each original rewritten in place as a hard link with this suffix added.
+    pub backup_suffix: Option<OsString>,
+    /// Size of the chunks a large file is split into (cut back to a newline).
+    pub chunk_size: usize,
+    /// Files at least this large are scrubbed in parallel chunks (when there are threads).
+    pub parallel_min: u64,
+}
+
+impl Default for BulkOptions {
+    fn default() -> BulkOptions {
+        BulkOptions {
+            dest: Dest::InPlace,
+            keep_mtime: false,
+            backup_suffix: None,
+            chunk_size: 4 << 20,
+            parallel_min: 16 << 20,
+        }
+    }
+}
+
+/// Counters a progress display reads while the work goes on.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Files finished (done or failed).
+    pub files: AtomicU64,
+    /// Bytes read.
+    pub bytes: AtomicU64,
+    /// Secrets replaced, counted as each file finishes.
+    pub redactions: AtomicU64,
+}
+
+/// What scrubbing one file did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Lines, bytes and redactions.
+    pub stats: Stats,
+    /// Whether a file was written: an in-place file with nothing to redact is not.
+    pub rewritten: bool,
+    /// Bytes the writer appended to the old file in the instant between the last check and
+    /// the rename; they were scrubbed and appended to the new file.
+    pub late_bytes: u64,
+}
+
+/// Scrubs every target, files in parallel on the current rayon pool; results are in the
+/// order of `targets`. A failed file is left as it was.
+pub fn scrub_all(
+    scrubber: &Scrubber,
+    targets: &[Target],
+    options: &BulkOptions,
+    progress: &Progress,
+) -> Vec<Result<Outcome, Error>> {
+    targets
+        .par_iter()
+        .map(|t| {
+            let result = scrub_target(scrubber, t, options, progress);
+            progress.files.fetch_add(1, Ordering::Relaxed);
+            if let Ok(outcome) = &result {
+                progress
+                    .redactions
+                    .fetch_add(outcome.stats.redactions, Ordering::Relaxed);
+            }
+            result
+        })
+        .collect()
+}
+
+/// Scrubs one target as `options` say.
+pub fn scrub_target(
+    scrubber: &Scrubber,
+    target: &Target,
+    options: &BulkOptions,
+    progress: &Progress,
+) -> Result<Outcome, Error> {
+    match (target.kind, &options.dest) {
+        (TargetKind::Lines, Dest::InPlace) => {
+            scrub_lines(scrubber, &target.path, None, options, progress)
+        }
+        (TargetKind::Lines, Dest::Mirror(dir)) => {
+            let dest = dir.join(&target.rel);
+            scrub_lines(scrubber, &target.path, Some(&dest), options, progress)
+        }
+        (TargetKind::Database, Dest::InPlace) => {
+            let outcome = sqlite::scrub_database(scrubber, &target.path)?;
+            progress.bytes.fetch_add(target.len, Ordering::Relaxed);
+            Ok(outcome)
+        }
+        (TargetKind::Database, Dest::Mirror(dir)) => {
+            let dest = dir.join(&target.rel);
+            create_parent(&dest)?;
+            sqlite::copy_database(&target.path, &dest)?;
+            let mut outcome = sqlite::scrub_database(scrubber, &dest)?;
+            outcome.rewritten = true;
+            progress.bytes.fetch_add(target.len, Ordering::Relaxed);
+            Ok(outcome)
+        }
+    }
+}
+
+/// Scrubs a text file over itself (`dest` none) or into `dest`, through a temporary file in
+/// the destination directory that is renamed into place once complete and synced.
+fn scrub_lines(
+    scrubber: &Scrubber,
+    path: &Path,
+    dest: Option<&Path>,
+    options: &BulkOptions,
+    progress: &Progress,
+) -> Result<Outcome, Error> {
+    let io_err = |what: &str, e: io::Error| Error::io(format!("{}: {what}", path.display()), e);
+    let mut src = File::open(path).map_err(|e| io_err("opening", e))?;
+    let meta = src.metadata().map_err(|e| io_err("reading metadata", e))?;
+    if !meta.is_file() {
+        return Err(io_err(
+            "opening",
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    let target = dest.unwrap_or(path);
+    if dest.is_some() {
+        create_parent(target)?;
+    }
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map_or_else(OsString::new, |n| n.to_os_string());
+    let original = File::open(path).map_err(|e| io_err("opening", e))?;
+    let mut out = Divergent::new(original, dir.clone(), name, dest.is_some())
+        .map_err(|e| io_err("creating a temporary file", e))?;
+
+    let mut stats = scrub_file(scrubber, &src, &mut out, options, progress, &io_err)?;
+    if !out.diverged() {
+        return Ok(Outcome {
+            stats,
+            rewritten: false,
+            late_bytes: 0,
+        });
+    }
+    // Lines appended while we scrubbed: catch up until the file stands still, then sync.
+    loop {
+        let read = src.stream_position().map_err(|e| io_err("reading", e))?;
+        let len = src
+            .metadata()
+            .map_err(|e| io_err("reading metadata", e))?
+            .len();
+        if len > read {
+            stats.merge(&scrub_tail(
+                scrubber, &src, read, &mut out, progress, &io_err,
+            )?);
+            continue;
+        }
+        out.flush()
+            .map_err(|e| io_err("writing the scrubbed copy", e))?;
+        let Some(temp) = out.temp() else { break };
+        let file = temp.as_file();
+        file.set_permissions(meta.permissions())
+            .map_err(|e| io_err("setting permissions", e))?;
+        let written = file.metadata().map_err(|e| io_err("reading metadata", e))?;
+        if (written.uid(), written.gid()) != (meta.uid(), meta.gid()) {
+            std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))
+                .map_err(|e| io_err("keeping the owner", e))?;
+        }
+        if options.keep_mtime {
+            let mut times = FileTimes::new();
+            if let Ok(t) = meta.modified() {
+                times = times.set_modified(t);
+            }
+            if let Ok(t) = meta.accessed() {
+                times = times.set_accessed(t);
+            }
+            file.set_times(times)
+                .map_err(|e| io_err("keeping the modification time", e))?;
+        }
+        file.sync_all()
+            .map_err(|e| io_err("syncing the scrubbed copy", e))?;
+        let len_now = src
+            .metadata()
+            .map_err(|e| io_err("reading metadata", e))?
+            .len();
+        if len_now == len {
+            break;
+        }
+    }
+    let read = src.stream_position().map_err(|e| io_err("reading", e))?;
+    if dest.is_none() {
+        if let Some(suffix) = &options.backup_suffix {
+            let mut backup = path.as_os_str().to_os_string();
+            backup.push(suffix);
+            std::fs::hard_link(path, &backup).map_err(|e| {
+                Error::io(
+                    format!("{}: keeping a backup", Path::new(&backup).display()),
+                    e,
+                )
+            })?;
+        }
+    }
+    let Some(temp) = out
+        .into_temp()
+        .map_err(|e| io_err("writing the scrubbed copy", e))?
+    else {
+        unreachable!("checked above: the output diverged");
+    };
+    temp.persist(target)
+        .map_err(|e| io_err("renaming the scrubbed copy into place", e.error))?;
+    if let Ok(d) = File::open(&dir) {
+        // The rename is durable once the directory is; a failure here loses nothing.
+        let _ = d.sync_all();
+    }
+    // A writer holding the old file open may have appended in the instant before the
+    // rename: carry those lines over, scrubbed.
+    let mut late_bytes = 0;
+    let len = src
+        .metadata()
+        .map_err(|e| io_err("reading metadata", e))?
+        .len();
+    if dest.is_none() && len > read {
+        let mut new = OpenOptions::new()
+            .append(true)
+            .open(target)
+            .map_err(|e| io_err("appending late lines", e))?;
+        stats.merge(&scrub_tail(
+            scrubber, &src, read, &mut new, progress, &io_err,
+        )?);
+        new.sync_all()
+            .map_err(|e| io_err("appending late lines", e))?;
+        late_bytes = len - read;
+    }
+    Ok(Outcome {
+        stats,
+        rewritten: true,
+        late_bytes,
+    })
+}
+
+/// Scrubs `src` from its start to its end into `out`: in parallel chunks when it is large
+/// and there are threads, the rest (and whatever is appended meanwhile) as a stream. Leaves
+/// `src` positioned after the last byte read.
+fn scrub_file(
+    scrubber: &Scrubber,
+    src: &File,
+    out: &mut impl Write,
+    options: &BulkOptions,
+    progress: &Progress,
+    io_err: &dyn Fn(&str, io::Error) -> Error,
+) -> Result<Stats, Error> {
+    let len = src
+        .metadata()
+        .map_err(|e| io_err("reading metadata", e))?
+        .len();
+    let mut stats = Stats::default();
+    let mut done = 0;
+    if len >= options.parallel_min && rayon::current_num_threads() > 1 {
+        done = scrub_chunks(
+            scrubber,
+            src,
+            len,
+            out,
+            options.chunk_size,
+            progress,
+            &mut stats,
+        )
+        .map_err(|e| io_err("scrubbing", e))?;
+    }
+    stats.merge(&scrub_tail(scrubber, src, done, out, progress, io_err)?);
+    Ok(stats)
+}
+
+/// Scrubs `src` from offset `from` to its current end into `out`, as a stream that starts
+/// in the state the lines before `from` leave.
+fn scrub_tail(
+    scrubber: &Scrubber,
+    mut src: &File,
+    from: u64,
+    out: &mut impl Write,
+    progress: &Progress,
+    io_err: &dyn Fn(&str, io::Error) -> Error,
+) -> Result<Stats, Error> {
+    let context = context_before(src, from).map_err(|e| io_err("reading", e))?;
+    src.seek(SeekFrom::Start(from))
+        .map_err(|e| io_err("reading", e))?;
+    let reader = Counted {
+        inner: src,
+        progress,
+    };
+    Filter::new(scrubber, out)
+        .primed(&context)
+        .run(reader)
+        .map_err(|e| match e {
+            Error::Io { context, source } => io_err(&context, source),
+            other => other,
+        })
+}
+
+/// Scrubs `src[..len]` in chunks cut at newlines, a batch of chunks at a time in parallel,
+/// writing each batch in order. Returns where it stopped: after the last newline it reached
+/// (a line longer than a chunk stops it early; the stream takes over from there).
+fn scrub_chunks(
+    scrubber: &Scrubber,
+    src: &File,
+    len: u64,
+    out: &mut impl Write,
+    chunk_size: usize,
+    progress: &Progress,
+    stats: &mut Stats,
+) -> io::Result<u64> {
+    let batch = 2 * rayon::current_num_threads();
+    let mut pos = 0u64;
+    loop {
+        let mut chunks: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch);
+        while chunks.len() < batch && pos < len {
+            let want = chunk_size.min((len - pos) as usize);
+            let mut data = vec![0u8; want];
+            src.read_exact_at(&mut data, pos)?;
+            let Some(nl) = memchr::memrchr(b'\n', &data) else {
+                break;
+            };
+            data.truncate(nl + 1);
+            let start = pos;
+            pos += data.len() as u64;
+            chunks.push((start, data));
+        }
+        if chunks.is_empty() {
+            return Ok(pos);
+        }
+        let results: Vec<io::Result<(Vec<u8>, Stats)>> = chunks
+            .par_iter()
+            .map(|(start, data)| {
+                let context = context_before(src, *start)?;
+                let mut scrubbed = Vec::with_capacity(data.len() + data.len() / 64);
+                let chunk_stats = Filter::new(scrubber, &mut scrubbed)
+                    .primed(&context)
+                    .run(&data[..])
+                    .map_err(io::Error::other)?;
+                progress
+                    .bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                Ok((scrubbed, chunk_stats))
+            })
+            .collect();
+        for result in results {
+            let (scrubbed, chunk_stats) = result?;
+            out.write_all(&scrubbed)?;
+            stats.merge(&chunk_stats);
+        }
+    }
+}
+
+/// The whole lines within [`CONTEXT`] bytes before `at` (which starts a line).
+fn context_before(src: &File, at: u64) -> io::Result<Vec<u8>> {
+    let from = at.saturating_sub(CONTEXT as u64);
+    let mut context = vec![0u8; (at - from) as usize];
+    src.read_exact_at(&mut context, from)?;
+    if from > 0 {
+        let first_line = memchr::memchr(b'\n', &context).map_or(context.len(), |i| i + 1);
+        context.drain(..first_line);
+    }
+    Ok(context)
+}
+
+fn create_parent(path: &Path) -> Result<(), Error> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("{}: creating", dir.display()), e)),
+        _ => Ok(()),
+    }
+}
+
+/// A reader that counts what it reads into the progress counters.
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The scrubbed output of a file, compared with the file as it is written: nothing is
+/// written until the first byte that differs, when a temporary file is started with the
+/// identical head copied in. A mirror copy (`always`) starts its file at once.
+struct Divergent {
+    original: File,
+    /// Output bytes so far, all equal to the original's first bytes until diverged.
+    compared: u64,
+    dir: PathBuf,
+    name: OsString,
+    temp: Option<BufWriter<NamedTempFile>>,
+    scratch: Vec<u8>,
+}
+
+impl Divergent {
+    fn new(original: File, dir: PathBuf, name: OsString, always: bool) -> io::Result<Divergent> {
+        let mut out = Divergent {
+            original,
+            compared: 0,
+            dir,
+            name,
+            temp: None,
+            scratch: Vec::new(),
+        };
+        if always {
+            out.diverge()?;
+        }
+        Ok(out)
+    }
+
+    fn diverged(&self) -> bool {
+        self.temp.is_some()
+    }
+
+    /// Starts the temporary file with the original's first `compared` bytes.
+    fn diverge(&mut self) -> io::Result<()> {
+        let mut prefix = OsString::from(".");
+        prefix.push(&self.name);
+        prefix.push(".clawscrub-");
+        let mut temp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)?;
+        self.original.seek(SeekFrom::Start(0))?;
+        let copied = io::copy(
+            &mut (&self.original).take(self.compared),
+            temp.as_file_mut(),
+        )?;
+        if copied != self.compared {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was scrubbed",
+            ));
+        }
+        self.temp = Some(BufWriter::with_capacity(256 * 1024, temp));
+        Ok(())
+    }
+
+    fn temp(&mut self) -> Option<&NamedTempFile> {
+        self.temp.as_ref().map(|t| t.get_ref())
+    }
+
+    fn into_temp(self) -> io::Result<Option<NamedTempFile>> {
+        self.temp
+            .map(|t| t.into_inner().map_err(|e| e.into_error()))
+            .transpose()
+    }
+}
+
+impl Write for Divergent {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.temp.is_none() {
+            self.scratch.resize(buf.len(), 0);
+            let mut n = 0;
+            while n < buf.len() {
+                match self
+                    .original
+                    .read_at(&mut self.scratch[n..], self.compared + n as u64)?
+                {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            if n == buf.len() && self.scratch[..] == *buf {
+                self.compared += n as u64;
+                return Ok(buf.len());
+            }
+            self.diverge()?;
+        }
+        match &mut self.temp {
+            Some(temp) => temp.write(buf),
+            None => Ok(0),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.temp {
+            Some(temp) => temp.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Audits every target, read-only, files in parallel on the current rayon pool: each one's
+/// findings, in the order of `targets`.
+pub fn check_all(
+    scrubber: &Scrubber,
+    targets: &[Target],
+    progress: &Progress,
+) -> Vec<Result<Vec<Located>, Error>> {
+    targets
+        .par_iter()
+        .map(|t| {
+            let result = check_target(scrubber, t, progress);
+            progress.files.fetch_add(1, Ordering::Relaxed);
+            if let Ok(found) = &result {
+                progress
+                    .redactions
+                    .fetch_add(found.len() as u64, Ordering::Relaxed);
+            }
+            result
+        })
+        .collect()
+}
+
+/// The findings in one target.
+pub fn check_target(
+    scrubber: &Scrubber,
+    target: &Target,
+    progress: &Progress,
+) -> Result<Vec<Located>, Error> {
+    let mut found = Vec::new();
+    let path = &target.path;
+    match target.kind {
+        TargetKind::Lines => {
+            let file = File::open(path)
+                .map_err(|e| Error::io(format!("{}: opening", path.display()), e))?;
+            let reader = Counted {
+                inner: file,
+                progress,
+            };
+            scrubber
+                .find_in(reader, |finding| {
+                    found.push(Located {
+                        path: path.clone(),
+                        row: None,
+                        finding,
+                    })
+                })
+                .map_err(|e| match e {
+                    Error::Io { source, .. } => {
+                        Error::io(format!("{}: reading", path.display()), source)
+                    }
+                    other => other,
+                })?;
+        }
+        TargetKind::Database => {
+            sqlite::find_in_database(scrubber, path, |row, finding| {
+                found.push(Located {
+                    path: path.clone(),
+                    row: Some(row),
+                    finding,
+                })
+            })?;
+            progress.bytes.fetch_add(target.len, Ordering::Relaxed);
+        }
+    }
+    Ok(found)
+}
