@@ -1,0 +1,619 @@
+//! `clawscrub scrub` and `clawscrub check` on a realistic OpenClaw state tree built in a temp
+//! dir: several agents, hundreds of session files, gateway logs, a SQLite transcript store,
+//! credentials that must never be touched, and a writer appending to a live session.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use clawscrub::bulk::{self, BulkOptions, Dest, Progress};
+use clawscrub::sample::{self, Shape};
+use clawscrub::walk::{Target, TargetKind};
+use clawscrub::Scrubber;
+use proptest::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawscrub");
+const OPENAI: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
+
+/// A state tree and every secret planted in it.
+struct Tree {
+    dir: tempfile::TempDir,
+    secrets: Vec<String>,
+    credentials: Vec<u8>,
+}
+
+impl Tree {
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn db(&self) -> PathBuf {
+        self.root().join("agents/main/agent/openclaw-agent.sqlite")
+    }
+}
+
+/// Three agents with 120 sessions each (a third holding secrets), two logs, a transcript
+/// store, credentials; files get assorted permissions.
+fn build_tree() -> Tree {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut secrets = Vec::new();
+    let mut seed = 1;
+    for agent in ["main", "work", "ops"] {
+        let sessions = root.join("agents").join(agent).join("sessions");
+        fs::create_dir_all(&sessions).unwrap();
+        fs::write(
+            sessions.join("sessions.json"),
+            format!("{{\"k\":\"{OPENAI}\"}}"),
+        )
+        .unwrap();
+        for n in 0..120 {
+            seed += 1;
+            let density = if n % 3 == 0 { 0.05 } else { 0.0 };
+            let corpus = sample::generate(seed, 4_000 + (n * 97) % 9_000, Shape::Session, density);
+            secrets.extend(corpus.secrets);
+            let path = sessions.join(format!("{n:04}-{agent}.jsonl"));
+            fs::write(&path, &corpus.bytes).unwrap();
+            let mode = [0o600, 0o640, 0o644][n % 3];
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    let logs = root.join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    for (name, shape) in [
+        ("gateway.log", Shape::Plain),
+        ("gateway.err.log", Shape::Tslog),
+    ] {
+        seed += 1;
+        let corpus = sample::generate(seed, 200_000, shape, 0.02);
+        secrets.extend(corpus.secrets);
+        fs::write(logs.join(name), &corpus.bytes).unwrap();
+    }
+    let creds = root.join("credentials");
+    fs::create_dir_all(&creds).unwrap();
+    let credentials = format!("{{\"openai\":\"{OPENAI}\"}}\n").into_bytes();
+    fs::write(creds.join("openai.jsonl"), &credentials).unwrap();
+    fs::write(root.join("agents/main/auth-profiles.json"), &credentials).unwrap();
+    fs::create_dir_all(root.join("agents/main/agent")).unwrap();
+    let conn =
+        rusqlite::Connection::open(root.join("agents/main/agent/openclaw-agent.sqlite")).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE transcript_events (id INTEGER PRIMARY KEY, session_id TEXT, event_json TEXT);",
+    )
+    .unwrap();
+    let events = sample::generate(99, 100_000, Shape::Session, 0.05);
+    secrets.extend(events.secrets);
+    for line in events
+        .bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        conn.execute(
+            "INSERT INTO transcript_events (session_id, event_json) VALUES ('s1', ?1)",
+            [std::str::from_utf8(line).unwrap()],
+        )
+        .unwrap();
+    }
+    secrets.sort();
+    secrets.dedup();
+    assert!(secrets.len() > 50, "the tree holds secrets");
+    Tree {
+        dir,
+        secrets,
+        credentials,
+    }
+}
+
+fn run(tree: &Tree, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("OPENCLAW_STATE_DIR", tree.root())
+        .env("HOME", tree.root())
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap()
+}
+
+/// Every text file under `root` (credentials included), with its bytes.
+fn text_files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .filter(|e| !e.path().to_string_lossy().contains(".sqlite"))
+        .map(|e| (e.path().to_path_buf(), fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn events(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT event_json FROM transcript_events ORDER BY id")
+        .unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+fn lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn holds_secret(text: &[u8], secrets: &[String]) -> Option<String> {
+    secrets
+        .iter()
+        .find(|s| memchr::memmem::find(text, s.as_bytes()).is_some())
+        .cloned()
+}
+
+#[test]
+fn scrub_in_place_cleans_the_tree_and_keeps_lines_modes_and_credentials() {
+    let tree = build_tree();
+    let before = text_files(tree.root());
+    let rows_before = events(&tree.db());
+
+    let check = run(&tree, &["check"]);
+    assert_eq!(check.status.code(), Some(1), "check finds secrets");
+    let report = String::from_utf8(check.stdout).unwrap();
+    assert_eq!(holds_secret(report.as_bytes(), &tree.secrets), None);
+    assert!(
+        report.contains("openclaw-agent.sqlite[rowid="),
+        "rows are reported"
+    );
+    assert!(
+        !report.contains("credentials"),
+        "credentials are not audited"
+    );
+
+    let out = run(
+        &tree,
+        &["scrub", "--in-place", "--stats=json", "--threads", "2"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(stats["failed"], 0);
+    assert_eq!(stats["files"], 3 * 120 + 2 + 1);
+    assert!(stats["rewritten"].as_u64().unwrap() > 40);
+    assert_eq!(holds_secret(&out.stderr, &tree.secrets), None);
+
+    let after = text_files(tree.root());
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "no file added or lost (no temp files left)"
+    );
+    for ((path, old), (path2, new)) in before.iter().zip(&after) {
+        assert_eq!(path, path2);
+        let protected = path.to_string_lossy().contains("credentials")
+            || path.ends_with("auth-profiles.json")
+            || path.ends_with("sessions.json");
+        if protected {
+            assert_eq!(new, old, "{} is not touched", path.display());
+            continue;
+        }
+        assert_eq!(lines(new), lines(old), "{}", path.display());
+        assert_eq!(holds_secret(new, &tree.secrets), None, "{}", path.display());
+    }
+    assert_eq!(
+        fs::read(tree.root().join("credentials/openai.jsonl")).unwrap(),
+        tree.credentials
+    );
+    for (path, _) in &after {
+        if let Some(n) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.get(..4))
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            let mode = fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, [0o600, 0o640, 0o644][n % 3], "{}", path.display());
+        }
+    }
+
+    let rows_after = events(&tree.db());
+    assert_eq!(rows_after.len(), rows_before.len());
+    for row in &rows_after {
+        assert_eq!(holds_secret(row.as_bytes(), &tree.secrets), None);
+        serde_json::from_str::<serde_json::Value>(row).expect("rows stay JSON");
+    }
+    let conn = rusqlite::Connection::open(tree.db()).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+
+    // Idempotent: a second run rewrites nothing and leaves every inode and mtime alone.
+    let stamp = |files: &[(PathBuf, Vec<u8>)]| -> Vec<(u64, i64, i64)> {
+        files
+            .iter()
+            .map(|(p, _)| {
+                let m = fs::metadata(p).unwrap();
+                (m.ino(), m.mtime(), m.mtime_nsec())
+            })
+            .collect()
+    };
+    let stamps = stamp(&after);
+    let again = run(&tree, &["scrub", "--in-place", "--stats=json"]);
+    assert_eq!(again.status.code(), Some(0));
+    let stats: serde_json::Value = serde_json::from_slice(&again.stderr).unwrap();
+    assert_eq!(stats["rewritten"], 0);
+    assert_eq!(stats["redactions"], 0);
+    assert_eq!(stamp(&text_files(tree.root())), stamps);
+    assert_eq!(text_files(tree.root()), after);
+
+    let clean = run(&tree, &["check"]);
+    assert_eq!(
+        clean.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
+}
+
+#[test]
+fn check_finds_every_planted_secret_and_prints_none() {
+    let tree = build_tree();
+    // Each file's findings, from the library, must cover each secret planted in it: the
+    // secret's bytes lie inside some finding on its line.
+    let scrubber = Scrubber::builder().build().unwrap();
+    let mut missed = Vec::new();
+    for (path, bytes) in text_files(&tree.root().join("agents")) {
+        if path.ends_with("sessions.json") || path.ends_with("auth-profiles.json") {
+            continue;
+        }
+        let found = scrubber.findings(&bytes);
+        for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            for s in &tree.secrets {
+                let Some(at) = memchr::memmem::find(line, s.as_bytes()) else {
+                    continue;
+                };
+                let covered = found
+                    .iter()
+                    .any(|f| f.line == n as u64 + 1 && f.start <= at && at + s.len() <= f.end);
+                if !covered {
+                    missed.push(format!("{}:{}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(missed.is_empty(), "secrets not reported: {missed:?}");
+
+    for format in ["text", "json", "sarif"] {
+        let out = run(&tree, &["check", "--format", format]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(holds_secret(&out.stdout, &tree.secrets), None, "{format}");
+        assert_eq!(holds_secret(&out.stderr, &tree.secrets), None, "{format}");
+        if format == "sarif" {
+            let log: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(log["version"], "2.1.0");
+            let results = log["runs"][0]["results"].as_array().unwrap();
+            assert!(results.len() > 50);
+            let rules = log["runs"][0]["tool"]["driver"]["rules"]
+                .as_array()
+                .unwrap();
+            for r in results {
+                let i = r["ruleIndex"].as_u64().unwrap() as usize;
+                assert_eq!(rules[i]["id"], r["ruleId"]);
+                let region = &r["locations"][0]["physicalLocation"]["region"];
+                assert!(region["startLine"].as_u64().unwrap() >= 1);
+            }
+        }
+        if format == "json" {
+            for line in out.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+                assert!(v["path"].is_string() && v["rule"].is_string() && v["line"].is_u64());
+            }
+        }
+    }
+    let summary = run(&tree, &["check", "--summary"]);
+    assert_eq!(summary.status.code(), Some(1));
+    let text = String::from_utf8(summary.stdout).unwrap();
+    assert!(text
+        .lines()
+        .any(|l| l.contains("-main.jsonl") && l.contains(" .. 2026-")));
+}
+
+#[test]
+fn out_dir_mirrors_the_tree_and_leaves_the_originals() {
+    let tree = build_tree();
+    let before = text_files(tree.root());
+    let out = tempfile::tempdir().unwrap();
+    let result = run(
+        &tree,
+        &[
+            "scrub",
+            "--out",
+            out.path().to_str().unwrap(),
+            tree.root().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        result.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(text_files(tree.root()), before, "originals untouched");
+    let mirrored = text_files(out.path());
+    assert_eq!(
+        mirrored.len(),
+        3 * 120 + 2,
+        "sessions and logs, no credentials"
+    );
+    for (path, bytes) in &mirrored {
+        assert_eq!(
+            holds_secret(bytes, &tree.secrets),
+            None,
+            "{}",
+            path.display()
+        );
+        let original = tree.root().join(path.strip_prefix(out.path()).unwrap());
+        assert_eq!(lines(bytes), lines(&fs::read(original).unwrap()));
+    }
+    let db = out.path().join("agents/main/agent/openclaw-agent.sqlite");
+    for row in events(&db) {
+        assert_eq!(holds_secret(row.as_bytes(), &tree.secrets), None);
+    }
+}
+
+#[test]
+fn backups_and_mtime_are_kept_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    fs::write(&path, format!("{{\"text\":\"key {OPENAI}\"}}\n")).unwrap();
+    let old = fs::File::open(&path).unwrap();
+    old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+        .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "scrub",
+            "--in-place",
+            "--keep-mtime",
+            "--backup-suffix",
+            ".orig",
+        ])
+        .arg(dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "{\"text\":\"key [REDACTED:openai-api-key]\"}\n"
+    );
+    assert!(fs::read_to_string(dir.path().join("s.jsonl.orig"))
+        .unwrap()
+        .contains(OPENAI));
+    assert_eq!(fs::metadata(&path).unwrap().mtime(), 1_700_000_000);
+}
+
+#[test]
+fn a_failing_file_is_reported_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.jsonl");
+    fs::write(&good, format!("{{\"text\":\"key {OPENAI}\"}}\n")).unwrap();
+    // A database header over garbage: SQLite refuses it.
+    let bad = dir.path().join("openclaw-agent.sqlite");
+    let mut junk = b"SQLite format 3\0".to_vec();
+    junk.extend(std::iter::repeat(0xA5).take(4096));
+    fs::write(&bad, &junk).unwrap();
+    let out = Command::new(BIN)
+        .args(["scrub", "--in-place"])
+        .arg(dir.path())
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("openclaw-agent.sqlite"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        fs::read(&bad).unwrap(),
+        junk,
+        "the failed file is unchanged"
+    );
+    assert!(!fs::read_to_string(&good).unwrap().contains(OPENAI));
+
+    // A file that vanishes between the walk and its turn.
+    let scrubber = Scrubber::builder().build().unwrap();
+    let gone = Target {
+        path: dir.path().join("gone.jsonl"),
+        rel: "gone.jsonl".into(),
+        kind: TargetKind::Lines,
+        len: 10,
+    };
+    let results = bulk::scrub_all(
+        &scrubber,
+        &[gone],
+        &BulkOptions::default(),
+        &Progress::default(),
+    );
+    let err = results[0].as_ref().unwrap_err().to_string();
+    assert!(err.contains("gone.jsonl"), "{err}");
+
+    let check = Command::new(BIN)
+        .args(["check"])
+        .arg(&bad)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+}
+
+#[test]
+fn scrub_needs_a_destination_and_check_an_existing_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["scrub"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--in-place"));
+    let out = Command::new(BIN)
+        .args(["check"])
+        .arg(dir.path().join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+/// A writer appends numbered lines (each with a secret) to a live session, opening the file
+/// for each line as OpenClaw does, while the scrub runs: no line may be lost or doubled.
+#[test]
+fn a_writer_appending_during_the_scrub_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.jsonl");
+    // Large enough that the scrub takes a while, with secrets so the file is rewritten.
+    let corpus = sample::generate(5, 40 << 20, Shape::Session, 0.01);
+    fs::write(&path, &corpus.bytes).unwrap();
+    let base_lines = lines(&corpus.bytes);
+    let appended = 3000;
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || {
+        for i in 0..appended {
+            let mut f = fs::OpenOptions::new()
+                .append(true)
+                .open(&writer_path)
+                .unwrap();
+            writeln!(
+                f,
+                "{{\"type\":\"message\",\"seq\":{i},\"text\":\"key {OPENAI}\"}}"
+            )
+            .unwrap();
+            if i % 10 == 0 {
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+        }
+    });
+    let mut runs = 0;
+    while !writer.is_finished() || runs == 0 {
+        let out = Command::new(BIN)
+            .args(["scrub", "--in-place", "--threads", "2"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        runs += 1;
+    }
+    writer.join().unwrap();
+    let out = Command::new(BIN)
+        .args(["scrub", "--in-place"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = fs::read(&path).unwrap();
+    assert_eq!(lines(&text), base_lines + appended, "after {runs} scrubs");
+    let mut seen = vec![0; appended];
+    for line in text.split(|&b| b == b'\n') {
+        if let Some(at) = memchr::memmem::find(line, b"\"seq\":") {
+            let digits: Vec<u8> = line[at + 6..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .copied()
+                .collect();
+            let n: usize = std::str::from_utf8(&digits).unwrap().parse().unwrap();
+            seen[n] += 1;
+        }
+    }
+    assert!(
+        seen.iter().all(|&n| n == 1),
+        "every appended line exactly once"
+    );
+    assert!(memchr::memmem::find(&text, OPENAI.as_bytes()).is_none());
+    assert!(
+        text.starts_with(&corpus.bytes[..1000.min(corpus.bytes.len())])
+            || holds_secret(&corpus.bytes[..1000], &corpus.secrets).is_some()
+    );
+}
+
+/// Scrubs `input` as a mirror copy with tiny chunks on two threads.
+fn scrub_in_chunks(scrubber: &Scrubber, input: &[u8], chunk_size: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.log");
+    fs::write(&path, input).unwrap();
+    let target = Target {
+        path,
+        rel: "out.log".into(),
+        kind: TargetKind::Lines,
+        len: input.len() as u64,
+    };
+    let options = BulkOptions {
+        dest: Dest::Mirror(dir.path().to_path_buf()),
+        chunk_size,
+        parallel_min: 0,
+        ..BulkOptions::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| bulk::scrub_target(scrubber, &target, &options, &Progress::default()))
+        .unwrap();
+    fs::read(dir.path().join("out.log")).unwrap()
+}
+
+const PEM_LINES: &[&str] = &[
+    "-----BEGIN RSA PRIVATE KEY-----",
+    "MIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB",
+    "aNbLQZ8Yb3ZcM0QjWrV1YzQ8sE2I2yPBaNbLQZ8Yb3ZcM0QjWrV1YzQ8sE2I2yPB",
+    "-----END RSA PRIVATE KEY-----",
+    "plain text line",
+    "{\"type\":\"message\",\"text\":\"hi\"}",
+    "export OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+    "",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Parallel chunks, each primed with the lines before it, give the stream's output
+    /// byte for byte, PEM blocks across chunk edges included.
+    #[test]
+    fn chunks_scrub_like_the_stream(
+        picks in prop::collection::vec(0..PEM_LINES.len(), 1..300),
+        chunk_size in 16usize..2048,
+    ) {
+        let scrubber = scrubber();
+        let mut input = Vec::new();
+        for p in picks {
+            input.extend_from_slice(PEM_LINES[p].as_bytes());
+            input.push(b'\n');
+        }
+        let expected = scrubber.scrub_bytes(&input);
+        prop_assert_eq!(scrub_in_chunks(scrubber, &input, chunk_size), expected);
+    }
+}
+
+fn scrubber() -> &'static Scrubber {
+    static S: std::sync::OnceLock<Scrubber> = std::sync::OnceLock::new();
+    S.get_or_init(|| Scrubber::builder().build().unwrap())
+}
+
+#[test]
+fn a_large_corpus_scrubs_the_same_in_chunks() {
+    let corpus = sample::generate(11, 6 << 20, Shape::Mixed, 0.05);
+    let expected = scrubber().scrub_bytes(&corpus.bytes);
+    assert!(scrub_in_chunks(scrubber(), &corpus.bytes, 64 << 10) == expected);
+}
