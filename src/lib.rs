@@ -15,8 +15,10 @@
 //! ```
 
 pub mod bulk;
+pub mod checkpoint;
 mod engine;
 mod error;
+pub mod follow;
 mod gitleaks;
 mod json;
 pub mod jsregex;

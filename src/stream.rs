@@ -74,6 +74,20 @@ impl<'a, W: Write> Filter<'a, W> {
         self
     }
 
+    /// Scrubs `data` into the writer and flushes it: whole lines, or with `last` a final
+    /// piece without a newline taken as a line. For callers that read on their own (`follow`).
+    pub fn feed(&mut self, data: &[u8], last: bool) -> Result<(), Error> {
+        self.bytes_in += data.len() as u64;
+        let used = self.consume(data, last)?;
+        debug_assert!(used == data.len(), "fed whole lines only");
+        self.flush()
+    }
+
+    /// The writer, to take what [`Filter::feed`] wrote.
+    pub fn writer_mut(&mut self) -> &mut W {
+        &mut self.writer
+    }
+
     /// A filter that also reports every redaction it makes to `on_found`.
     pub fn auditing(scrubber: &'a Scrubber, writer: W, on_found: OnFound<'a>) -> Filter<'a, W> {
         let mut filter = Filter::new(scrubber, writer);
@@ -277,7 +291,7 @@ impl<'a, W: Write> Filter<'a, W> {
             .map_err(|e| Error::io("writing output", e))
     }
 
-    fn stats(&self) -> Stats {
+    pub fn stats(&self) -> Stats {
         Stats::from_counts(
             &self.matcher.rules,
             &self.session.counts,

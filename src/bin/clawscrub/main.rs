@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod follow;
 mod tree;
 
 use clawscrub::{
@@ -75,6 +76,22 @@ Examples:
 
 Exit status: 0 nothing found, 1 secrets found, 2 errors (unreadable files included).")]
     Check(CheckArgs),
+    /// Follow log files like `tail -F` and write them scrubbed, surviving rotation, restarts
+    /// and crashes: a log shipper sidecar.
+    #[command(after_help = "\
+Examples:
+  clawscrub follow '/tmp/openclaw/openclaw-*.log'
+  clawscrub follow --from-beginning --state /var/lib/clawscrub/state.json \\
+      --out-dir /var/log/openclaw-clean '/tmp/openclaw/openclaw-*.log'
+  clawscrub follow --json --metrics-addr 127.0.0.1:9464 ~/.openclaw/logs/gateway.log
+
+Files present at start are read from their end (--from-beginning: their start); files that
+appear later, from their start. A file renamed away (rotation) is read to its end; a file that
+shrinks (copytruncate) is read again from 0. With --state, a restart resumes just after the
+last line written: with --out-dir exactly once (output written after the last checkpoint is
+cut off and written again); on stdout, the lines after the last checkpoint may come out twice.
+SIGTERM/SIGINT: flush, checkpoint, exit 0. SIGHUP: reopen --out-dir files.")]
+    Follow(FollowArgs),
     /// Show or check the redaction rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -130,6 +147,36 @@ struct CheckArgs {
     /// first and last timestamp (text or json).
     #[arg(long)]
     summary: bool,
+}
+
+#[derive(Args, Debug)]
+struct FollowArgs {
+    /// Files, or globs in the file name (`/tmp/openclaw/openclaw-*.log`; quote them).
+    #[arg(value_name = "PATH|GLOB", required = true)]
+    paths: Vec<PathBuf>,
+    /// Read files present at start from their beginning.
+    #[arg(long)]
+    from_beginning: bool,
+    /// Write `{"path":…,"line":…}` objects instead of bare lines.
+    #[arg(long)]
+    json: bool,
+    /// Mirror each input file as a scrubbed file in DIR instead of writing to stdout.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Checkpoint file: device, inode, fingerprint and offset of each file, written
+    /// atomically after the output it covers is flushed (and fsynced with --out-dir).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Seconds to hold a last line without its newline before writing it as it is.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    partial_timeout: f64,
+    /// Seconds between looks at the files when no file-system event comes.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds)]
+    poll_interval: f64,
+    /// Serve Prometheus metrics on this loopback address (lines, bytes, redactions by rule,
+    /// files followed, lag per file).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,6 +273,15 @@ struct RuleArgs {
     structural_key: Vec<String>,
 }
 
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
 fn parse_category(s: &str) -> Result<Category, String> {
     Category::from_name(s).ok_or_else(|| {
         format!("unknown category `{s}` (key, token, credential, network, pii, custom)")
@@ -256,6 +312,7 @@ fn main() -> ExitCode {
         Some(Command::Rules(RulesCommand::Explain { text })) => explain(&cli.rules, text),
         Some(Command::Scrub(args)) => cli.rules.build().and_then(|s| tree::scrub(&s, args)),
         Some(Command::Check(args)) => cli.rules.build().and_then(|s| tree::check(&s, args)),
+        Some(Command::Follow(args)) => cli.rules.build().and_then(|s| follow::follow(&s, args)),
         None => filter(&cli),
     };
     match result {
