@@ -273,20 +273,21 @@ impl<'a> Session<'a> {
             }
             _ => None,
         };
-        if let Some(rule) = sensitive {
-            if !is_placeholder(plain) && !scrubber.mask.is_masked(plain) {
-                let mut masked = Vec::new();
-                scrubber
-                    .mask
-                    .render(&scrubber.matcher.rules[rule].id, plain, &mut masked);
-                self.counts[rule] += 1;
-                edits.push(Edit {
-                    start: value.start,
-                    end: value.end,
-                    text: escaped_text(&masked),
-                    rule,
-                });
-            }
+        // A placeholder or an earlier mask under a sensitive key is not redacted whole, but
+        // the other rules still look at it: `"token": "<b> sk-proj-…"` holds a key.
+        let whole = sensitive.filter(|_| !is_placeholder(plain) && !scrubber.mask.is_masked(plain));
+        if let Some(rule) = whole {
+            let mut masked = Vec::new();
+            scrubber
+                .mask
+                .render(&scrubber.matcher.rules[rule].id, plain, &mut masked);
+            self.counts[rule] += 1;
+            edits.push(Edit {
+                start: value.start,
+                end: value.end,
+                text: escaped_text(&masked),
+                rule,
+            });
         } else {
             let nested = depth < MAX_JSON_DEPTH && json::looks_like_json(plain) && {
                 let mut inner = Vec::new();
