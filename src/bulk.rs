@@ -285,7 +285,7 @@ fn scrub_lines(
 fn scrub_file(
     scrubber: &Scrubber,
     src: &File,
-    out: &mut impl Write,
+    out: &mut (impl Write + Send),
     options: &BulkOptions,
     progress: &Progress,
     io_err: &dyn Fn(&str, io::Error) -> Error,
@@ -338,58 +338,93 @@ fn scrub_tail(
         })
 }
 
-/// Scrubs `src[..len]` in chunks cut at newlines, a batch of chunks at a time in parallel,
-/// writing each batch in order. Returns where it stopped: after the last newline it reached
-/// (a line longer than a chunk stops it early; the stream takes over from there).
-fn scrub_chunks(
+/// Scrubs `src[..len]` in chunks cut at newlines, a batch of chunks at a time in parallel
+/// (each worker reads its own chunk), while a writer thread writes the previous batch in
+/// order. Returns where it stopped: after the last newline it reached (a line longer than a
+/// chunk stops it early; the stream takes over from there).
+fn scrub_chunks<W: Write + Send>(
     scrubber: &Scrubber,
     src: &File,
     len: u64,
-    out: &mut impl Write,
+    out: &mut W,
     chunk_size: usize,
     progress: &Progress,
     stats: &mut Stats,
 ) -> io::Result<u64> {
-    let batch = 2 * rayon::current_num_threads();
+    let batch = 8 * rayon::current_num_threads();
     let mut pos = 0u64;
-    loop {
-        let mut chunks: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch);
-        while chunks.len() < batch && pos < len {
-            let want = chunk_size.min((len - pos) as usize);
-            let mut data = vec![0u8; want];
-            src.read_exact_at(&mut data, pos)?;
-            let Some(nl) = memchr::memrchr(b'\n', &data) else {
-                break;
-            };
-            data.truncate(nl + 1);
-            let start = pos;
-            pos += data.len() as u64;
-            chunks.push((start, data));
+    std::thread::scope(|scope| {
+        let (to_writer, outputs) = std::sync::mpsc::sync_channel::<Vec<u8>>(batch);
+        let writer = scope.spawn(move || -> io::Result<()> {
+            for scrubbed in outputs {
+                out.write_all(&scrubbed)?;
+            }
+            Ok(())
+        });
+        let scrubbed_all = (|| -> io::Result<()> {
+            loop {
+                let mut spans = Vec::with_capacity(batch);
+                while spans.len() < batch && pos < len {
+                    let end = (pos + chunk_size as u64).min(len);
+                    let Some(cut) = line_end_before(src, pos, end)? else {
+                        break;
+                    };
+                    spans.push((pos, cut));
+                    pos = cut;
+                }
+                if spans.is_empty() {
+                    return Ok(());
+                }
+                let results: Vec<io::Result<(Vec<u8>, Stats)>> = spans
+                    .par_iter()
+                    .map(|&(start, end)| {
+                        let mut data = vec![0u8; (end - start) as usize];
+                        src.read_exact_at(&mut data, start)?;
+                        let context = context_before(src, start)?;
+                        let mut scrubbed = Vec::with_capacity(data.len() + data.len() / 64);
+                        let chunk_stats = Filter::new(scrubber, &mut scrubbed)
+                            .primed(&context)
+                            .run(&data[..])
+                            .map_err(io::Error::other)?;
+                        progress
+                            .bytes
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        Ok((scrubbed, chunk_stats))
+                    })
+                    .collect();
+                for result in results {
+                    let (scrubbed, chunk_stats) = result?;
+                    stats.merge(&chunk_stats);
+                    if to_writer.send(scrubbed).is_err() {
+                        return Ok(()); // The writer failed; its error is reported below.
+                    }
+                }
+            }
+        })();
+        drop(to_writer);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
+        scrubbed_all.and(written).map(|()| pos)
+    })
+}
+
+/// The offset just after the last newline in `src[from..to]`, looked for backwards in
+/// small reads; none when that range holds no newline.
+fn line_end_before(src: &File, from: u64, to: u64) -> io::Result<Option<u64>> {
+    const STEP: u64 = 64 * 1024;
+    let mut end = to;
+    let mut window = Vec::new();
+    while end > from {
+        let start = end.saturating_sub(STEP).max(from);
+        window.resize((end - start) as usize, 0);
+        src.read_exact_at(&mut window, start)?;
+        if let Some(i) = memchr::memrchr(b'\n', &window) {
+            return Ok(Some(start + i as u64 + 1));
         }
-        if chunks.is_empty() {
-            return Ok(pos);
-        }
-        let results: Vec<io::Result<(Vec<u8>, Stats)>> = chunks
-            .par_iter()
-            .map(|(start, data)| {
-                let context = context_before(src, *start)?;
-                let mut scrubbed = Vec::with_capacity(data.len() + data.len() / 64);
-                let chunk_stats = Filter::new(scrubber, &mut scrubbed)
-                    .primed(&context)
-                    .run(&data[..])
-                    .map_err(io::Error::other)?;
-                progress
-                    .bytes
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                Ok((scrubbed, chunk_stats))
-            })
-            .collect();
-        for result in results {
-            let (scrubbed, chunk_stats) = result?;
-            out.write_all(&scrubbed)?;
-            stats.merge(&chunk_stats);
-        }
+        end = start;
     }
+    Ok(None)
 }
 
 /// The whole lines within [`CONTEXT`] bytes before `at` (which starts a line).
