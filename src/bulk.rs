@@ -58,7 +58,7 @@ impl Default for BulkOptions {
             dest: Dest::InPlace,
             keep_mtime: false,
             backup_suffix: None,
-            chunk_size: 4 << 20,
+            chunk_size: 2 << 20,
             parallel_min: 16 << 20,
         }
     }
@@ -351,7 +351,7 @@ fn scrub_chunks<W: Write + Send>(
     progress: &Progress,
     stats: &mut Stats,
 ) -> io::Result<u64> {
-    let batch = 8 * rayon::current_num_threads();
+    let batch = 4 * rayon::current_num_threads();
     let mut pos = 0u64;
     std::thread::scope(|scope| {
         let (to_writer, outputs) = std::sync::mpsc::sync_channel::<Vec<u8>>(batch);
