@@ -820,21 +820,15 @@ fn compare(a: &Node, b: &Node, class: KeyClass, level: usize, path: &str) -> Opt
     }
 }
 
-/// Known bug, to be fixed in src/scrub.rs (regression test
-/// `sensitive_key_value_that_looks_like_a_placeholder_is_still_scanned` in
-/// tests/fuzz_regressions.rs, `#[ignore]`d until then): a value under a sensitive key that
-/// starts like a placeholder (`<`, `${`, `$(`, `{{…}}`, `%…%`) or contains a mask
-/// (`[REDACTED`) is left whole, and is not scanned by any other rule either, so a real secret
-/// in it survives. While this is `true` such values are not checked for leaks; set it to
-/// `false` once that test passes.
-const EXEMPT_HELD_BACK_SENSITIVE_VALUES: bool = true;
+/// Fixed (regression test `sensitive_key_value_that_looks_like_a_placeholder_is_still_scanned`
+/// in tests/fuzz_regressions.rs): a value under a sensitive key that looks like a placeholder
+/// or holds a mask is still scanned by the other rules. Kept as a switch for bisecting.
+const EXEMPT_HELD_BACK_SENSITIVE_VALUES: bool = false;
 
-/// Known bugs, to be fixed in src/ or patterns/ (regression tests
-/// `private_ipv6_glued_to_a_word_is_idempotent` and `losing_overlap_candidate_is_idempotent`
-/// in tests/fuzz_regressions.rs, `#[ignore]`d until then): a first-pass mask can make text
-/// next to it a match on the second pass. `private-ipv6` has no boundary after the address,
-/// so in `fe80::1sk-abcdefghij` it takes `fe80::1` and the mask's `]` puts a word boundary
-/// before `sk-…`; in `Authorization: Bearer key=abc:defghijkl` the longer
+/// Known bug, to be fixed in src/engine.rs (regression test
+/// `losing_overlap_candidate_is_idempotent` in tests/fuzz_regressions.rs, `#[ignore]`d until
+/// then; its sibling `private_ipv6_glued_to_a_word_is_idempotent` is fixed): a first-pass mask
+/// can make text next to it a match on the second pass. In `Authorization: Bearer key=abc:defghijkl` the longer
 /// `openclaw-env-assignment` match wins over `openclaw-authorization-bearer` (`key=abc`), and
 /// once it is masked the bearer rule's `key=` stands alone. While this is `true` a second pass
 /// that only redacts text right next to a first-pass mask is let through; set it to `false`
