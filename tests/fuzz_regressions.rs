@@ -14,11 +14,10 @@ fn scrub(input: &str) -> String {
 
 const OPENAI_KEY: &str = "sk-proj-dnGN9ojVu8pVF7y0wfU8VWyGAM4hRcp7509hQkVO";
 
-/// Bug (found by `scrub_json`): a value under a sensitive JSON key that starts like a
-/// placeholder (`<`, `${`, `$(`) or contains an earlier mask (`[REDACTED`) is neither redacted
-/// whole nor scanned by the other rules, so a real key in it survives. In `src/scrub.rs`
-/// (`scrub_value`), such a value skips the whole-value redaction, and the `else` branch that runs
-/// the other rules is never reached. Fuzz input (scrub_json, minimised to 38 bytes) generated
+/// Found by `scrub_json`, fixed in b1bf430: a value under a sensitive JSON key that starts like a
+/// placeholder (`<`, `${`, `$(`) or contains an earlier mask (`[REDACTED`) was neither redacted
+/// whole nor scanned by the other rules, so a real key in it survived. The fuzz input (minimised
+/// to 38 bytes) generated
 /// `{"token": " sk-proj-… deploy the staging box at [REDACTED:openai-api-key]", …}`.
 #[test]
 fn sensitive_key_value_that_looks_like_a_placeholder_is_still_scanned() {
@@ -35,9 +34,9 @@ fn sensitive_key_value_that_looks_like_a_placeholder_is_still_scanned() {
     }
 }
 
-/// Bug (found by `scrub_json`): not idempotent. `private-ipv6` has no boundary after the
-/// address, so it takes `fe80::1` out of `fe80::1sk-abcdefghij`; the mask's `]` then puts a
-/// word boundary before `sk-abcdefghij`, which the second pass redacts (`openclaw-sk`).
+/// Found by `scrub_json`, fixed in b1bf430: not idempotent. `private-ipv6` had no boundary after
+/// the address, so it took `fe80::1` out of `fe80::1sk-abcdefghij`; the mask's `]` then put a
+/// word boundary before `sk-abcdefghij`, which the second pass redacted (`openclaw-sk`).
 #[test]
 fn private_ipv6_glued_to_a_word_is_idempotent() {
     for input in [
