@@ -85,7 +85,7 @@ pub(crate) fn import(
     taken: &HashSet<String>,
 ) -> Result<(RulePack, Vec<String>), Error> {
     let file: File =
-        toml::from_str(text).map_err(|e| Error::rule(origin, e.message().to_string()))?;
+        toml::from_str(text).map_err(|e| crate::rules::toml_error(origin, text, &e))?;
     let global: Vec<GitleaksAllowlist> =
         file.allowlist.into_iter().chain(file.allowlists).collect();
     let (mut rules, mut warnings, mut errors) = (Vec::new(), Vec::new(), Vec::new());

@@ -280,11 +280,36 @@ const BUILTIN: [(&str, &str); 10] = [
     ("pii", include_str!("../patterns/pii.toml")),
 ];
 
+/// A rule file that does not parse: the line at fault and the parser's message with every
+/// quoted value elided, since a value in a rule file can be a secret pasted by mistake.
+pub(crate) fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
+    let mut message = String::new();
+    let mut quoted = false;
+    for c in e.message().chars() {
+        match c {
+            '"' if quoted => message.push_str("…\""),
+            _ if quoted => continue,
+            _ => message.push(c),
+        }
+        if c == '"' {
+            quoted = !quoted;
+        }
+    }
+    let origin = match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            format!("{origin}:{line}")
+        }
+        None => origin.to_string(),
+    };
+    Error::rule(origin, message)
+}
+
 impl RulePack {
     /// Parses a rule file in clawscrub's TOML format.
     pub fn parse(origin: &str, text: &str) -> Result<RulePack, Error> {
-        let file: RuleFile =
-            toml::from_str(text).map_err(|e| Error::rule(origin, e.message().to_string()))?;
+        let file: RuleFile = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
         Ok(RulePack {
             origin: origin.to_string(),
             rules: file.rule,

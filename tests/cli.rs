@@ -1123,3 +1123,21 @@ fn help_and_version_work() {
     let o = Cli::new(["--no-such-flag"]).run(b"");
     exit_2(&o);
 }
+
+/// A malformed rule file is reported by line, and no value from it is quoted: a value in a
+/// rule file can be a secret pasted in the wrong place.
+#[test]
+fn rule_file_errors_name_the_line_and_quote_no_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(
+        dir.path(),
+        "rules.toml",
+        format!(
+            "[[rule]]\nid = \"x\"\ndescription = \"d\"\ncategory = \"key\"\nanchors = [\"sk-\"]\nregex = 'sk-[a-z]+'\nsecret_group = \"{OPENAI}\"\n"
+        ),
+    );
+    let out = Cli::new(["--rules", rules.to_str().unwrap()]).run(b"");
+    let err = exit_2(&out);
+    assert!(!err.contains(OPENAI), "{err}");
+    assert!(err.contains("rules.toml:7"), "{err}");
+}
