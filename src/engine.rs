@@ -420,14 +420,19 @@ impl Matcher {
             // A `\u00XX` escape, which can hide any anchor: always look closer.
             return true;
         }
-        let line_end = memchr::memchr(b'\n', &text[at..]).map_or(text.len(), |i| at + i);
+        // The checks look a few KiB past the hit at most: the line end is searched for that
+        // far, not through a long line once per hit. Past it, a check that runs out of text
+        // lets the hit through.
+        let horizon = text.len().min(at + CHECK_HORIZON);
+        let line_end = memchr::memchr(b'\n', &text[at..horizon]).map_or(horizon, |i| at + i);
+        let cut = line_end < text.len() && text[line_end] != b'\n';
         let mut decoded = false;
         for &(r, offset) in offsets {
             let rule = &self.rules[r];
             match &rule.hit_check {
                 HitCheck::None => return true,
                 HitCheck::JsonKey => {
-                    if json_key_hit(text, at, line_end, &rule.json_keys) {
+                    if json_key_hit(text, at, line_end, &rule.json_keys) != Some(false) {
                         return true;
                     }
                 }
@@ -437,6 +442,9 @@ impl Matcher {
                         let want = self.check_reach[pattern] + 1;
                         decoded_window(text, at, line_end, want, cache);
                         decoded = true;
+                        if cut && cache.window.len() <= want {
+                            return true;
+                        }
                     }
                     let window = &cache.window;
                     let start = 1 + offset;
@@ -654,31 +662,44 @@ fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &
 /// True when `text[at..]` may lie inside a JSON object key (`"name":`, possibly escaped as
 /// `\"name\":`) whose normalised name is one of `keys`. The key is taken from the quote
 /// before the hit to the quote after it, whatever lies between (`"10.api_key"` ends like
-/// `apikey`); a key longer than [`MAX_KEY_SCAN`] is given the closer look.
-fn json_key_hit(text: &[u8], at: usize, line_end: usize, keys: &[Vec<u8>]) -> bool {
+/// `apikey`); a key longer than [`MAX_KEY_SCAN`] is given the closer look. `None`: the text
+/// up to `line_end` (which may cut the line short) does not tell.
+fn json_key_hit(text: &[u8], at: usize, line_end: usize, keys: &[Vec<u8>]) -> Option<bool> {
     let from = at.saturating_sub(MAX_KEY_SCAN);
     let start = match memchr::memrchr2(b'"', b'\n', &text[from..at]) {
         Some(i) if text[from + i] == b'"' => from + i + 1,
-        Some(_) => return false,
-        None => return from > 0,
+        Some(_) => return Some(false),
+        None => return Some(from > 0),
     };
     let to = line_end.min(at + MAX_KEY_SCAN);
     let Some(end) = memchr::memchr2(b'"', b'\\', &text[at..to]).map(|i| at + i) else {
-        return to < line_end;
+        return Some(to < line_end);
     };
     let mut i = end;
     while i < line_end && text[i] == b'\\' {
         i += 1;
     }
-    if text.get(i) != Some(&b'"') {
-        return false;
+    // Out of text: the line ended (no key), or was cut short by the caller (cannot tell).
+    let cut = line_end < text.len() && text[line_end] != b'\n';
+    if i == line_end {
+        return (!cut).then_some(false);
+    }
+    if text[i] != b'"' {
+        return Some(false);
     }
     i += 1;
     while i < line_end && matches!(text[i], b' ' | b'\t') {
         i += 1;
     }
-    i < line_end && text[i] == b':' && key_matches(keys, &normalize_key(&text[start..end]))
+    if i == line_end {
+        return (!cut).then_some(false);
+    }
+    Some(text[i] == b':' && key_matches(keys, &normalize_key(&text[start..end])))
 }
+
+/// How far past a hit its checks may read, decoding included (checks are capped at 2 KiB of
+/// decoded text).
+const CHECK_HORIZON: usize = 64 * 1024;
 
 /// How far around a hit the JSON key check looks for the quotes of its key.
 const MAX_KEY_SCAN: usize = 256;
