@@ -31,6 +31,8 @@ mod rules;
 pub mod sample;
 mod scrub;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod stages;
 mod stats;
 mod stream;
 mod validate;
