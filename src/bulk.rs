@@ -7,16 +7,19 @@
 //! in): a file with nothing to redact is read, never written, so a second run over a scrubbed
 //! tree touches nothing.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{File, FileTimes, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
 use tempfile::NamedTempFile;
 
+use crate::engine::MatchCache;
 use crate::error::Error;
 use crate::report::Located;
 use crate::stats::Stats;
@@ -338,9 +341,11 @@ fn scrub_tail(
         })
 }
 
-/// Scrubs `src[..len]` in chunks cut at newlines, a batch of chunks at a time in parallel
-/// (each worker reads its own chunk), while a writer thread writes the previous batch in
-/// order. Returns where it stopped: after the last newline it reached (a line longer than a
+/// Scrubs `src[..len]` in chunks cut at newlines, `threads` workers at a time. Each worker
+/// takes the next chunk in file order, reads and scrubs it, and then writes every finished
+/// chunk that is next in order, so there is no batch barrier and no writer thread competing
+/// for the cores; a worker more than a few chunks ahead of the output waits, which bounds
+/// memory. Returns where it stopped: after the last newline it reached (a line longer than a
 /// chunk stops it early; the stream takes over from there).
 fn scrub_chunks<W: Write + Send>(
     scrubber: &Scrubber,
@@ -351,62 +356,151 @@ fn scrub_chunks<W: Write + Send>(
     progress: &Progress,
     stats: &mut Stats,
 ) -> io::Result<u64> {
-    let batch = 4 * rayon::current_num_threads();
-    let mut pos = 0u64;
-    std::thread::scope(|scope| {
-        let (to_writer, outputs) = std::sync::mpsc::sync_channel::<Vec<u8>>(batch);
-        let writer = scope.spawn(move || -> io::Result<()> {
-            for scrubbed in outputs {
-                out.write_all(&scrubbed)?;
-            }
-            Ok(())
-        });
-        let scrubbed_all = (|| -> io::Result<()> {
-            loop {
-                let mut spans = Vec::with_capacity(batch);
-                while spans.len() < batch && pos < len {
-                    let end = (pos + chunk_size as u64).min(len);
-                    let Some(cut) = line_end_before(src, pos, end)? else {
-                        break;
-                    };
-                    spans.push((pos, cut));
-                    pos = cut;
+    let threads = rayon::current_num_threads();
+    let ahead = 2 * threads;
+    let state = Mutex::new(Chunks {
+        next_start: 0,
+        taken: 0,
+        written: 0,
+        ready: BTreeMap::new(),
+        spare: Vec::new(),
+        stopped: false,
+        error: None,
+        out,
+        stats,
+    });
+    let turn = Condvar::new();
+    let worker = || {
+        let lock = || {
+            state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        // Kept from chunk to chunk: warm regex caches and the input buffer.
+        let mut cache = scrubber.matcher.new_cache();
+        let mut data = Vec::new();
+        loop {
+            let (index, start, end, scrubbed) = {
+                let mut chunks = lock();
+                while !chunks.stopped && chunks.taken >= chunks.written + ahead {
+                    chunks = turn.wait(chunks).unwrap_or_else(|p| p.into_inner());
                 }
-                if spans.is_empty() {
-                    return Ok(());
+                if chunks.stopped || chunks.next_start >= len {
+                    return;
                 }
-                let results: Vec<io::Result<(Vec<u8>, Stats)>> = spans
-                    .par_iter()
-                    .map(|&(start, end)| {
-                        let mut data = vec![0u8; (end - start) as usize];
-                        src.read_exact_at(&mut data, start)?;
-                        let context = context_before(src, start)?;
-                        let mut scrubbed = Vec::with_capacity(data.len() + data.len() / 64);
-                        let chunk_stats = Filter::new(scrubber, &mut scrubbed)
-                            .primed(&context)
-                            .run(&data[..])
-                            .map_err(io::Error::other)?;
-                        progress
-                            .bytes
-                            .fetch_add(data.len() as u64, Ordering::Relaxed);
-                        Ok((scrubbed, chunk_stats))
-                    })
-                    .collect();
-                for result in results {
-                    let (scrubbed, chunk_stats) = result?;
-                    stats.merge(&chunk_stats);
-                    if to_writer.send(scrubbed).is_err() {
-                        return Ok(()); // The writer failed; its error is reported below.
+                let start = chunks.next_start;
+                let cut = line_end_before(src, start, (start + chunk_size as u64).min(len));
+                match cut {
+                    Ok(Some(cut)) => {
+                        chunks.next_start = cut;
+                        chunks.taken += 1;
+                        let buffer = chunks.spare.pop().unwrap_or_default();
+                        (chunks.taken - 1, start, cut, buffer)
                     }
+                    Ok(None) => return chunks.stop(None, &turn),
+                    Err(e) => return chunks.stop(Some(e), &turn),
                 }
+            };
+            let scrubbed = scrub_chunk(
+                scrubber,
+                src,
+                start..end,
+                (&mut data, scrubbed, &mut cache),
+                progress,
+            );
+            let mut chunks = lock();
+            match scrubbed {
+                Ok(done) => {
+                    chunks.ready.insert(index, done);
+                    if let Err(e) = chunks.write_ready() {
+                        return chunks.stop(Some(e), &turn);
+                    }
+                    turn.notify_all();
+                }
+                Err(e) => return chunks.stop(Some(e), &turn),
             }
-        })();
-        drop(to_writer);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
-        scrubbed_all.and(written).map(|()| pos)
-    })
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    let chunks = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    match chunks.error {
+        Some(e) => Err(e),
+        None => Ok(chunks.next_start),
+    }
+}
+
+/// The chunk pipeline's shared state: what is taken, what is scrubbed and waiting for its
+/// turn, and the output.
+struct Chunks<'a, W> {
+    /// Where the next chunk starts.
+    next_start: u64,
+    /// Chunks taken so far (the next one's index).
+    taken: usize,
+    /// Chunks written so far (the index of the one the output waits for).
+    written: usize,
+    /// Scrubbed chunks waiting for the ones before them.
+    ready: BTreeMap<usize, (Vec<u8>, Stats)>,
+    /// Output buffers written and free for the next chunks.
+    spare: Vec<Vec<u8>>,
+    /// No more chunks are taken: a line longer than a chunk, or an error.
+    stopped: bool,
+    error: Option<io::Error>,
+    out: &'a mut W,
+    stats: &'a mut Stats,
+}
+
+impl<W: Write> Chunks<'_, W> {
+    /// Writes every scrubbed chunk that is next in order.
+    fn write_ready(&mut self) -> io::Result<()> {
+        while let Some((mut scrubbed, stats)) = self.ready.remove(&self.written) {
+            self.out.write_all(&scrubbed)?;
+            self.stats.merge(&stats);
+            self.written += 1;
+            scrubbed.clear();
+            self.spare.push(scrubbed);
+        }
+        Ok(())
+    }
+
+    /// Takes no more chunks (keeping the first error) and wakes the waiting workers. The
+    /// chunks already taken are still scrubbed and written, so the output ends exactly where
+    /// `next_start` says.
+    fn stop(&mut self, error: Option<io::Error>, turn: &Condvar) {
+        self.stopped = true;
+        if self.error.is_none() {
+            self.error = error;
+        }
+        turn.notify_all();
+    }
+}
+
+/// Reads and scrubs the lines in `src[range]`, in the state the lines before leave, into
+/// `scrubbed`; `data` and `cache` are the worker's, reused from chunk to chunk.
+fn scrub_chunk(
+    scrubber: &Scrubber,
+    src: &File,
+    range: std::ops::Range<u64>,
+    (data, mut scrubbed, cache): (&mut Vec<u8>, Vec<u8>, &mut MatchCache),
+    progress: &Progress,
+) -> io::Result<(Vec<u8>, Stats)> {
+    data.resize((range.end - range.start) as usize, 0);
+    src.read_exact_at(data, range.start)?;
+    let context = context_before(src, range.start)?;
+    scrubbed.reserve(data.len() + data.len() / 64);
+    let mut filter = Filter::new(scrubber, &mut scrubbed)
+        .reusing(std::mem::replace(cache, scrubber.matcher.new_cache()))
+        .primed(&context);
+    let stats = filter.run(&data[..]).map_err(io::Error::other);
+    *cache = filter.into_cache();
+    progress
+        .bytes
+        .fetch_add(data.len() as u64, Ordering::Relaxed);
+    Ok((scrubbed, stats?))
 }
 
 /// The offset just after the last newline in `src[from..to]`, looked for backwards in

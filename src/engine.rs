@@ -57,6 +57,9 @@ pub(crate) struct Matcher {
     check_hits: bool,
     /// The rule redacting whole values of sensitive JSON keys, if active.
     pub json_key_rule: Option<usize>,
+    /// Where a multi-line block (PEM) can open: the searched spellings of block rules'
+    /// anchors, any case; `None` when some block rule has no anchor to look for.
+    block_openers: Option<AhoCorasick>,
 }
 
 /// A group of literals searched together: Teddy (SIMD) when the CPU has it. aho-corasick's
@@ -242,6 +245,27 @@ impl Matcher {
         } else {
             Some(build(&patterns)?)
         };
+        let block_rules: Vec<usize> = (0..rules.len())
+            .filter(|&r| rules[r].block_end.is_some())
+            .collect();
+        let block_openers = if block_rules
+            .iter()
+            .any(|&r| rules[r].is_unanchored() || rules[r].scanner.is_some())
+        {
+            None
+        } else {
+            let openers = patterns
+                .iter()
+                .zip(&trigger_offsets)
+                .filter(|(_, t)| t.iter().any(|(r, _)| block_rules.contains(r)))
+                .map(|(p, _)| p);
+            Some(
+                AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .build(openers)
+                    .map_err(|e| format!("block openers: {e}"))?,
+            )
+        };
         let with = |s: Scanner| -> Vec<usize> {
             rules
                 .iter()
@@ -260,6 +284,7 @@ impl Matcher {
                 .map(|(i, _)| i)
                 .collect(),
             json_key_rule: rules.iter().position(|r| !r.json_keys.is_empty()),
+            block_openers,
             literals: patterns.clone(),
             escaped,
             anchors,
@@ -295,6 +320,14 @@ impl Matcher {
             window_map: Vec::new(),
             check: self.rules.iter().map(|_| None).collect(),
         }
+    }
+
+    /// False when no multi-line block can open in `text`, so the state after it is known
+    /// without scrubbing it.
+    pub fn may_open_block(&self, text: &[u8]) -> bool {
+        self.block_openers
+            .as_ref()
+            .map_or(true, |openers| openers.is_match(text))
     }
 
     /// True when every line must be looked at closely (a rule has no anchor).

@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::engine::{Matcher, TriggerScan};
+use crate::engine::{MatchCache, Matcher, TriggerScan};
 use crate::error::Error;
 use crate::json;
 use crate::rules::MAX_REACH;
@@ -63,7 +63,7 @@ impl<'a, W: Write> Filter<'a, W> {
     /// scrubbed exactly as a stream from the start would.
     pub fn primed(mut self, context: &[u8]) -> Filter<'a, W> {
         debug_assert!(context.len() < OUT_FLUSH, "priming never writes");
-        if self.consume(context, false).is_ok() {
+        if self.matcher.may_open_block(context) && self.consume(context, false).is_ok() {
             self.out.clear();
             self.session.counts.fill(0);
             if let Some(found) = &mut self.session.found {
@@ -81,6 +81,18 @@ impl<'a, W: Write> Filter<'a, W> {
         let used = self.consume(data, last)?;
         debug_assert!(used == data.len(), "fed whole lines only");
         self.flush()
+    }
+
+    /// The filter with `cache` in place of its own: regex caches warm from earlier input,
+    /// for a run over the next chunk of a file.
+    pub fn reusing(mut self, mut cache: MatchCache) -> Filter<'a, W> {
+        std::mem::swap(self.session.cache(), &mut cache);
+        self
+    }
+
+    /// The filter's caches, for [`Filter::reusing`].
+    pub fn into_cache(mut self) -> MatchCache {
+        std::mem::replace(self.session.cache(), self.matcher.new_cache())
     }
 
     /// The writer, to take what [`Filter::feed`] wrote.
@@ -109,7 +121,7 @@ impl<'a, W: Write> Filter<'a, W> {
 
     /// Scrubs `reader` to the end. Output is flushed whenever the input has nothing more
     /// ready (a short read), so a line written into an idle pipe comes out at once.
-    pub fn run<R: Read>(mut self, mut reader: R) -> Result<Stats, Error> {
+    pub fn run<R: Read>(&mut self, mut reader: R) -> Result<Stats, Error> {
         let mut buf = vec![0u8; BLOCK];
         let mut len = 0;
         loop {
