@@ -21,9 +21,13 @@ pub(crate) struct StringValue {
     pub key: Option<(usize, usize)>,
 }
 
-/// True when the first non-blank byte opens an object or array.
+/// True when the first non-blank byte opens an object, an array or a string (a JSONL line
+/// can be a bare string, whose escapes must be decoded as any other's).
 pub(crate) fn looks_like_json(text: &[u8]) -> bool {
-    matches!(text.iter().find(|b| !is_blank(**b)), Some(b'{' | b'['))
+    matches!(
+        text.iter().find(|b| !is_blank(**b)),
+        Some(b'{' | b'[' | b'"')
+    )
 }
 
 fn is_blank(b: u8) -> bool {

@@ -465,10 +465,11 @@ fn json_value(secrets: bool) -> BoxedStrategy<J> {
     .boxed()
 }
 
-/// A transcript event, a tslog record or a free-form object.
+/// A transcript event, a tslog record, a free-form object or a bare value (a string line).
 fn json_line(secrets: bool) -> impl Strategy<Value = J> {
     let v = json_value(secrets);
     prop_oneof![
+        v.clone(),
         (entries(v.clone(), secrets), any::<bool>()).prop_map(|(e, s)| J::Obj(e, s)),
         (v.clone(), select(STRUCTURAL_VALUES)).prop_map(|(content, id)| {
             J::Obj(
