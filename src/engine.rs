@@ -607,11 +607,9 @@ impl Matcher {
                             .unwrap_or_else(|| m.span());
                         (m, g)
                     };
-                    at = if m.end() > m.start() {
-                        m.end()
-                    } else {
-                        m.end() + 1
-                    };
+                    // On from the end of the secret, not of the match: a boundary the match
+                    // used after the secret (`fe80::1[fe80::1`) may start the next match.
+                    at = g.end.max(m.start() + 1);
                     if g.is_empty()
                         || !rule
                             .validators
@@ -621,7 +619,9 @@ impl Matcher {
                             .allowlists
                             .iter()
                             .any(|a| a.allows(text, m.range(), g.range()))
-                        || mask.is_masked_in(text, g.start, g.end)
+                        || mask.is_masked_in(text, g.start, g.end, |id| {
+                            self.rules.iter().any(|r| r.id.as_bytes() == id)
+                        })
                     {
                         continue;
                     }
@@ -737,18 +737,28 @@ const CHECK_HORIZON: usize = 64 * 1024;
 /// How far around a hit the JSON key check looks for the quotes of its key.
 const MAX_KEY_SCAN: usize = 256;
 
-/// Keeps the longest candidates, ties going to the earlier (higher priority) rule, so that
-/// the result does not overlap; sorted by start.
-pub(crate) fn resolve_overlaps(candidates: &mut Vec<Span>, out: &mut Vec<Span>) {
-    candidates.sort_unstable_by_key(|s| (std::cmp::Reverse(s.end - s.start), s.rule, s.start));
-    candidates.dedup_by_key(|s| (s.start, s.end));
+/// Merges overlapping candidates into one redaction each, covering all of them, so that no
+/// piece of a candidate is left for a second pass to find (`Bearer key=abc:def`: the bearer
+/// rule's `key=abc` and the assignment's `abc:def`). Each redaction is credited to its
+/// longest candidate, ties going to the earlier (higher priority) rule; sorted by start.
+pub(crate) fn resolve_overlaps(candidates: &mut [Span], out: &mut Vec<Span>) {
+    candidates.sort_unstable_by_key(|s| (s.start, s.end));
     out.clear();
+    let mut credited = 0;
     for &c in candidates.iter() {
-        let i = out.partition_point(|s| s.start < c.start);
-        let clear_before = i == 0 || out[i - 1].end <= c.start;
-        let clear_after = i == out.len() || c.end <= out[i].start;
-        if clear_before && clear_after {
-            out.insert(i, c);
+        let len = c.end - c.start;
+        match out.last_mut() {
+            Some(last) if c.start < last.end => {
+                if len > credited || (len == credited && c.rule < last.rule) {
+                    last.rule = c.rule;
+                    credited = len;
+                }
+                last.end = last.end.max(c.end);
+            }
+            _ => {
+                out.push(c);
+                credited = len;
+            }
         }
     }
 }
@@ -781,7 +791,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn overlaps_prefer_longest_then_priority() {
+    fn overlaps_merge_credited_to_longest_then_priority() {
         let mut c = vec![
             Span {
                 start: 0,
@@ -810,7 +820,7 @@ mod tests {
             out,
             vec![
                 Span {
-                    start: 2,
+                    start: 0,
                     end: 10,
                     rule: 0
                 },

@@ -88,9 +88,39 @@ impl Mask {
     /// second pass leaves it alone. A piece of the kept head or tail of an `openclaw` mask
     /// (`sk-pro…Xy4z`, `fd7a:1…::53`) lies in the same unbroken run of text as its `…`, within
     /// the head's 6 or the tail's 4 characters.
-    pub(crate) fn is_masked_in(&self, text: &[u8], start: usize, end: usize) -> bool {
+    ///
+    /// A user pattern can also match a piece of a mask (`RED[A-Z]+`, or its own id inside
+    /// `[REDACTED:…]`): a piece of a tag naming one of the rules (`is_rule_id`), or of the
+    /// fixed text, counts as masked too. Only a tag naming a rule: text the input wraps in
+    /// `[REDACTED …]` itself is still scanned.
+    pub(crate) fn is_masked_in(
+        &self,
+        text: &[u8],
+        start: usize,
+        end: usize,
+        is_rule_id: impl Fn(&[u8]) -> bool,
+    ) -> bool {
         if self.is_masked(&text[start..end]) {
             return true;
+        }
+        let tag = within(text, start, end, b"[REDACTED:", b"]").is_some_and(|inner| {
+            let id = match inner.len().checked_sub(9) {
+                Some(cut)
+                    if inner[cut] == b':' && inner[cut + 1..].iter().all(u8::is_ascii_hexdigit) =>
+                {
+                    &inner[..cut]
+                }
+                _ => inner,
+            };
+            is_rule_id(inner) || is_rule_id(id)
+        });
+        if tag {
+            return true;
+        }
+        if let Mask::Fixed(fixed) = self {
+            if within(text, start, end, fixed.as_bytes(), b"").is_some() {
+                return true;
+            }
         }
         if !matches!(self, Mask::OpenClaw) {
             return false;
@@ -114,6 +144,31 @@ impl Mask {
                 Mask::Tag | Mask::Hash(_) => false,
             }
     }
+}
+
+/// When `text[start..end]` lies within an `open` that starts at or before `start` and, with
+/// what follows up to the first `close` (nothing, when `close` is empty), reaches `end`: what
+/// lies between `open` and `close`.
+fn within<'t>(
+    text: &'t [u8],
+    start: usize,
+    end: usize,
+    open: &[u8],
+    close: &[u8],
+) -> Option<&'t [u8]> {
+    /// Masks are short: a tag is a rule id and a hash long.
+    const LONGEST: usize = 256;
+    let from = start.saturating_sub(LONGEST);
+    let to = text.len().min(start + open.len());
+    let at = memchr::memmem::rfind(&text[from..to], open)? + from;
+    let inner = at + open.len();
+    let (inner_end, mask_end) = if close.is_empty() {
+        (inner, inner)
+    } else {
+        let i = memchr::memmem::find(&text[inner..text.len().min(inner + LONGEST)], close)?;
+        (inner + i, inner + i + close.len())
+    };
+    (end <= mask_end).then(|| &text[inner..inner_end])
 }
 
 fn hmac_hex8(key: &[u8], secret: &[u8]) -> String {
@@ -182,6 +237,25 @@ mod tests {
         assert_ne!(render(&a, "hunter2"), render(&b, "hunter2"));
         assert!(render(&a, "hunter2").starts_with("[REDACTED:rule:"));
         assert!(Mask::parse("hash", None).is_err());
+    }
+
+    #[test]
+    fn pieces_of_masks_are_recognised() {
+        let text = b"a [REDACTED:user-pattern-0] b FIXED c [REDACTED:x:0a1b2c3d] [REDACTED:sk-abc]";
+        let at = |needle: &[u8]| memchr::memmem::find(text, needle).unwrap();
+        let rule = |id: &[u8]| id == b"user-pattern-0" || id == b"x";
+        let masked = |m: &Mask, needle: &[u8]| {
+            m.is_masked_in(text, at(needle), at(needle) + needle.len(), rule)
+        };
+        assert!(masked(&Mask::Tag, b"pattern"));
+        assert!(masked(&Mask::Tag, b"RED"));
+        assert!(masked(&Mask::Tag, b"0a1b"));
+        assert!(!masked(&Mask::Tag, b"b FI"));
+        // Not a tag this scrubber made: scanned as any text.
+        assert!(!masked(&Mask::Tag, b"sk-abc"));
+        let fixed = Mask::Fixed("FIXED".into());
+        assert!(masked(&fixed, b"IXE"));
+        assert!(!masked(&fixed, b"ED c"));
     }
 
     #[test]

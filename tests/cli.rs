@@ -1141,3 +1141,27 @@ fn rule_file_errors_name_the_line_and_quote_no_value() {
     assert!(!err.contains(OPENAI), "{err}");
     assert!(err.contains("rules.toml:7"), "{err}");
 }
+
+/// A user pattern that matches a piece of a mask (`RED[A-Z]+`, or a word of its own rule
+/// id) leaves the mask alone on a second pass; text the input itself wraps in a tag-like
+/// `[REDACTED:…]` is still scanned.
+#[test]
+fn user_patterns_leave_masks_alone() {
+    for pattern in ["pattern", "RED[A-Z]+", "ACTED", "[a-z]+-[0-9]"] {
+        let scrub = |input: &[u8]| {
+            ok(&Cli::new([
+                "--no-openclaw-config",
+                "--mask",
+                "tag",
+                "--pattern",
+                pattern,
+            ])
+            .run(input))
+        };
+        let once = scrub(b"the pattern REDACTED user-1 here\n");
+        assert_eq!(scrub(once.as_bytes()), once, "--pattern {pattern}");
+    }
+    let out =
+        ok(&Cli::new(["--no-openclaw-config"]).run(format!("[REDACTED:{OPENAI}]\n").as_bytes()));
+    assert!(!out.contains(OPENAI), "{out}");
+}

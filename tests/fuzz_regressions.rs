@@ -48,18 +48,34 @@ fn private_ipv6_glued_to_a_word_is_idempotent() {
     }
 }
 
-/// Bug (found by `scrub_json`): not idempotent. In `Authorization: Bearer key=abc:defghijkl`
-/// the `openclaw-env-assignment` match (`abc:defghijkl`) is longer than the overlapping
-/// `openclaw-authorization-bearer` one (`key=abc`) and wins; once it is masked, the bearer rule
-/// matches `key=` alone on the second pass.
+/// Fixed bug (found by `scrub_json`): not idempotent. In `Authorization: Bearer
+/// key=abc:defghijkl` the `openclaw-env-assignment` match (`abc:defghijkl`) was longer than the
+/// overlapping `openclaw-authorization-bearer` one (`key=abc`) and won alone; once it was
+/// masked, the bearer rule matched `key=` on the second pass. Overlapping candidates are now
+/// redacted as one.
 #[test]
-#[ignore = "bug: a candidate that lost an overlap is redacted on the second pass"]
 fn losing_overlap_candidate_is_idempotent() {
     for input in [
         "Authorization: Bearer key=abc:defghijkl\n",
         "{\"text\":\"Authorization: Bearer key=2026-03-11T08:32:09.471Zdeploy\"}\n",
     ] {
         let once = scrub(input);
+        assert_eq!(scrub(&once), once, "input: {input}");
+    }
+}
+
+/// Fixed bug (found by `scrub_json`): not idempotent. A match's trailing boundary (`[` in
+/// `fe80::1[fe80::1`) was consumed, so the next address lost its leading boundary and was
+/// found only on a second pass, after the first had become `[REDACTED:…]`. The search now
+/// goes on from the end of the secret.
+#[test]
+fn a_boundary_shared_by_two_secrets_is_idempotent() {
+    for input in [
+        "fe80::1[fe80::1\n",
+        "{\"text\":\"5cf8d6625e09\\\"fe80::1[fe80::1\\\"\"}\n",
+    ] {
+        let once = scrub(input);
+        assert!(!once.contains("fe80"), "{once}");
         assert_eq!(scrub(&once), once, "input: {input}");
     }
 }

@@ -825,31 +825,6 @@ fn compare(a: &Node, b: &Node, class: KeyClass, level: usize, path: &str) -> Opt
 /// or holds a mask is still scanned by the other rules. Kept as a switch for bisecting.
 const EXEMPT_HELD_BACK_SENSITIVE_VALUES: bool = false;
 
-/// Known bug, to be fixed in src/engine.rs (regression test
-/// `losing_overlap_candidate_is_idempotent` in tests/fuzz_regressions.rs, `#[ignore]`d until
-/// then; its sibling `private_ipv6_glued_to_a_word_is_idempotent` is fixed): a first-pass mask
-/// can make text next to it a match on the second pass. In `Authorization: Bearer key=abc:defghijkl` the longer
-/// `openclaw-env-assignment` match wins over `openclaw-authorization-bearer` (`key=abc`), and
-/// once it is masked the bearer rule's `key=` stands alone. While this is `true` a second pass
-/// that only redacts text right next to a first-pass mask is let through; set it to `false`
-/// once those tests pass.
-const EXEMPT_SECOND_PASS_NEXT_TO_MASK: bool = true;
-
-/// Every secret the scrubber finds in `output` (scrubbed once) touches one of its masks.
-fn only_next_to_masks(s: &Scrubber, output: &[u8]) -> bool {
-    let lines: Vec<&[u8]> = output.split_inclusive(|&b| b == b'\n').collect();
-    s.findings(output).iter().all(|f| {
-        let line = lines[usize::try_from(f.line).expect("line number fits") - 1];
-        let before = &line[..f.start];
-        let mask_before = before.ends_with(b"]")
-            && before
-                .windows(9)
-                .rposition(|w| w == b"[REDACTED")
-                .is_some_and(|i| !before[i..before.len() - 1].contains(&b']'));
-        mask_before || line[f.end..].starts_with(b"[REDACTED")
-    })
-}
-
 /// What the scrubber takes for a placeholder or an earlier mask under a sensitive key.
 fn held_back(s: &str) -> bool {
     let t = s.trim_matches(|c: char| c.is_ascii_whitespace());
@@ -1004,7 +979,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let again = s.scrub_bytes(&output);
-    if again != output && !(EXEMPT_SECOND_PASS_NEXT_TO_MASK && only_next_to_masks(s, &output)) {
+    if again != output {
         panic!(
             "not idempotent\n   input: {}\n  output: {}\n   again: {}",
             String::from_utf8_lossy(&input),
