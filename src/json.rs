@@ -128,10 +128,7 @@ pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), No
                         })
                         .unwrap_or(text.len() - i);
                     let word = &text[i..i + len];
-                    let number = word
-                        .first()
-                        .is_some_and(|c| c.is_ascii_digit() || *c == b'-');
-                    if len == 0 || !(number || matches!(word, b"true" | b"false" | b"null")) {
+                    if !(is_number(word) || matches!(word, b"true" | b"false" | b"null")) {
                         return Err(NotJson);
                     }
                     i += len;
@@ -165,6 +162,35 @@ pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), No
     } else {
         Err(NotJson)
     }
+}
+
+/// Whether `word` is a JSON number, strictly: a text that only looks like one (`10.20.0.14`
+/// in `"[10.20.0.14]"`) is not JSON, so the string holding it is scanned as text.
+fn is_number(word: &[u8]) -> bool {
+    let digits = |i: usize| word[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = usize::from(word.first() == Some(&b'-'));
+    match digits(i) {
+        0 => return false,
+        n if n > 1 && word[i] == b'0' => return false,
+        n => i += n,
+    }
+    if word.get(i) == Some(&b'.') {
+        match digits(i + 1) {
+            0 => return false,
+            n => i += 1 + n,
+        }
+    }
+    if matches!(word.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(word.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        match digits(i) {
+            0 => return false,
+            n => i += n,
+        }
+    }
+    i == word.len()
 }
 
 /// Marks the current container as having received a value; true when that was the top level.
@@ -289,6 +315,37 @@ pub(crate) fn escape_into(text: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_strict() {
+        for ok in [
+            "0",
+            "-0",
+            "12",
+            "1.5",
+            "-1.25e10",
+            "1E+2",
+            "2e-3",
+            "1.2896516036385836e219",
+        ] {
+            assert!(is_number(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "10.20.0.14",
+            "1.2.3",
+            "12ab",
+            "-Infinity",
+            "0x10",
+        ] {
+            assert!(!is_number(bad.as_bytes()), "{bad}");
+        }
+    }
 
     fn values(text: &str) -> Result<Vec<(String, Option<String>)>, NotJson> {
         let mut out = Vec::new();

@@ -79,3 +79,19 @@ fn a_boundary_shared_by_two_secrets_is_idempotent() {
         assert_eq!(scrub(&once), once, "input: {input}");
     }
 }
+
+/// Fixed bug (found by `scrub_json`): a leak. A string value that looked like a JSON array of
+/// numbers (`"[10.20.0.14]"`) was taken for nested JSON, as numbers were accepted loosely, and
+/// a nested document's non-string parts are not scanned. Numbers are now strict JSON.
+#[test]
+fn a_value_that_only_looks_like_json_is_scanned() {
+    for input in [
+        "{\"text\":\"[10.20.0.14]\"}\n",
+        "{\"text\":\"{\\\"n\\\":10.20.0.14}\"}\n",
+        "\"[192.168.1.20]\"\n",
+    ] {
+        let once = scrub(input);
+        assert!(!once.contains(".0.14") && !once.contains(".1.20"), "{once}");
+        let _: serde_json::Value = serde_json::from_str(&once).expect("valid JSON");
+    }
+}
