@@ -25,7 +25,7 @@ use crate::report::Located;
 use crate::stats::Stats;
 use crate::stream::Filter;
 use crate::walk::{Target, TargetKind};
-use crate::{sqlite, Scrubber};
+use crate::{sqlite, Finding, Scrubber};
 
 /// How much of the text before a chunk is scrubbed (output discarded) to set up the state a
 /// multi-line secret carries from line to line: more than a PEM block's longest run.
@@ -691,24 +691,17 @@ pub fn check_target(
         TargetKind::Lines => {
             let file = File::open(path)
                 .map_err(|e| Error::io(format!("{}: opening", path.display()), e))?;
-            let reader = Counted {
-                inner: file,
-                progress,
-            };
-            scrubber
-                .find_in(reader, |finding| {
-                    found.push(Located {
-                        path: path.clone(),
-                        row: None,
-                        finding,
-                    })
-                })
-                .map_err(|e| match e {
-                    Error::Io { source, .. } => {
-                        Error::io(format!("{}: reading", path.display()), source)
-                    }
-                    other => other,
-                })?;
+            let findings = find_in_file(scrubber, &file, progress).map_err(|e| match e {
+                Error::Io { source, .. } => {
+                    Error::io(format!("{}: reading", path.display()), source)
+                }
+                other => other,
+            })?;
+            found.extend(findings.into_iter().map(|finding| Located {
+                path: path.clone(),
+                row: None,
+                finding,
+            }));
         }
         TargetKind::Database => {
             sqlite::find_in_database(scrubber, path, |row, finding| {
@@ -721,5 +714,97 @@ pub fn check_target(
             progress.bytes.fetch_add(target.len, Ordering::Relaxed);
         }
     }
+    Ok(found)
+}
+
+/// The findings in a file of lines: a large one in chunks on the rayon pool, each primed
+/// with the lines before it as when scrubbing, their line numbers shifted by the lines of the
+/// chunks before; the rest (a line longer than a chunk, bytes appended meanwhile) as a stream.
+fn find_in_file(
+    scrubber: &Scrubber,
+    file: &File,
+    progress: &Progress,
+) -> Result<Vec<Finding>, Error> {
+    let options = BulkOptions::default();
+    let reading = |e| Error::io("reading", e);
+    let len = file.metadata().map_err(reading)?.len();
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    if len >= options.parallel_min && rayon::current_num_threads() > 1 {
+        while pos < len {
+            let end = (pos + options.chunk_size as u64).min(len);
+            match line_end_before(file, pos, end).map_err(reading)? {
+                Some(cut) => spans.push(pos..cut),
+                None => break,
+            }
+            pos = spans.last().map_or(pos, |s| s.end);
+        }
+    }
+    let chunks: Vec<Result<(Vec<Finding>, u64), Error>> = spans
+        .into_par_iter()
+        .map_init(
+            || scrubber.matcher.new_cache(),
+            |cache, span| {
+                let mut data = vec![0u8; (span.end - span.start) as usize];
+                file.read_exact_at(&mut data, span.start).map_err(reading)?;
+                let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
+                let found = find_after(scrubber, file, span.start, &data[..], cache)?;
+                progress
+                    .bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                Ok((found, lines))
+            },
+        )
+        .collect();
+    let mut all = Vec::new();
+    let mut lines_before = 0;
+    for chunk in chunks {
+        let (found, lines) = chunk?;
+        all.extend(found.into_iter().map(|mut f| {
+            f.line += lines_before;
+            f
+        }));
+        lines_before += lines;
+    }
+    let mut rest = file;
+    rest.seek(SeekFrom::Start(pos)).map_err(reading)?;
+    let found = find_after(
+        scrubber,
+        file,
+        pos,
+        Counted {
+            inner: rest,
+            progress,
+        },
+        &mut scrubber.matcher.new_cache(),
+    )?;
+    all.extend(found.into_iter().map(|mut f| {
+        f.line += lines_before;
+        f
+    }));
+    Ok(all)
+}
+
+/// The findings in `input`, which starts at offset `at` of `file` (at a line start), in the
+/// state the lines before it leave; line numbers count from `input`'s first line. `cache`
+/// is the worker's, warm from its earlier chunks.
+fn find_after(
+    scrubber: &Scrubber,
+    file: &File,
+    at: u64,
+    input: impl Read,
+    cache: &mut MatchCache,
+) -> Result<Vec<Finding>, Error> {
+    let context = context_before(file, at).map_err(|e| Error::io("reading", e))?;
+    let mut found = Vec::new();
+    let mut each = |line: u64, start: usize, end: usize, rule: usize| {
+        found.push(scrubber.finding(line, start, end, rule));
+    };
+    let mut filter = Filter::auditing(scrubber, io::sink(), &mut each)
+        .reusing(std::mem::replace(cache, scrubber.matcher.new_cache()))
+        .primed(&context);
+    let result = filter.run(input);
+    *cache = filter.into_cache();
+    result?;
     Ok(found)
 }

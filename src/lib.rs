@@ -128,17 +128,22 @@ impl Scrubber {
         reader: R,
         mut each: impl FnMut(Finding),
     ) -> Result<Stats, Error> {
-        let rules = &self.matcher.rules;
         let mut on_found = |line: u64, start: usize, end: usize, rule: usize| {
-            each(Finding {
-                line,
-                start,
-                end,
-                rule: rules[rule].id.clone(),
-                category: rules[rule].category,
-            })
+            each(self.finding(line, start, end, rule))
         };
         stream::Filter::auditing(self, std::io::sink(), &mut on_found).run(reader)
+    }
+
+    /// The finding of rule index `rule` at `start..end` of line `line`.
+    pub(crate) fn finding(&self, line: u64, start: usize, end: usize, rule: usize) -> Finding {
+        let rule = &self.matcher.rules[rule];
+        Finding {
+            line,
+            start,
+            end,
+            rule: rule.id.clone(),
+            category: rule.category,
+        }
     }
 
     /// The secrets in `text` (one or more lines), in order: [`Scrubber::find_in`] over a buffer.

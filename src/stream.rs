@@ -63,6 +63,8 @@ impl<'a, W: Write> Filter<'a, W> {
     /// scrubbed exactly as a stream from the start would.
     pub fn primed(mut self, context: &[u8]) -> Filter<'a, W> {
         debug_assert!(context.len() < OUT_FLUSH, "priming never writes");
+        // Nor reports: what the context holds is the previous chunk's to report.
+        let on_found = self.on_found.take();
         if self.matcher.may_open_block(context) && self.consume(context, false).is_ok() {
             self.out.clear();
             self.session.counts.fill(0);
@@ -71,6 +73,7 @@ impl<'a, W: Write> Filter<'a, W> {
             }
             self.lines = 0;
         }
+        self.on_found = on_found;
         self
     }
 

@@ -617,3 +617,45 @@ fn a_large_corpus_scrubs_the_same_in_chunks() {
     let expected = scrubber().scrub_bytes(&corpus.bytes);
     assert!(scrub_in_chunks(scrubber(), &corpus.bytes, 64 << 10) == expected);
 }
+
+/// `check` on a file large enough for chunks reports exactly what the stream does: the same
+/// findings, on the same line numbers, PEM blocks crossing chunk edges included.
+#[test]
+fn check_in_chunks_reports_like_the_stream() {
+    let corpus = sample::generate(12, 20 << 20, Shape::Mixed, 0.05);
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\n\
+               MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n\
+               VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n\
+               -----END RSA PRIVATE KEY-----\n";
+    let mut input = Vec::new();
+    for (i, line) in corpus.bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        input.extend_from_slice(line);
+        if i % 997 == 0 {
+            input.extend_from_slice(pem.as_bytes());
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.log");
+    fs::write(&path, &input).unwrap();
+    let check = |threads: &str| {
+        let out = Command::new(BIN)
+            .args(["check", "--no-openclaw-config", "--threads", threads])
+            .arg(&path)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let (stream, chunks) = (check("1"), check("2"));
+    assert!(String::from_utf8_lossy(&stream).contains("private-key"));
+    assert!(
+        stream == chunks,
+        "chunked findings differ from the stream's"
+    );
+}
