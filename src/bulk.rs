@@ -492,11 +492,9 @@ fn scrub_chunk(
     src.read_exact_at(data, range.start)?;
     let context = context_before(src, range.start)?;
     scrubbed.reserve(data.len() + data.len() / 64);
-    let mut filter = Filter::new(scrubber, &mut scrubbed)
-        .reusing(std::mem::replace(cache, scrubber.matcher.new_cache()))
-        .primed(&context);
-    let stats = filter.run(&data[..]).map_err(io::Error::other);
-    *cache = filter.into_cache();
+    let stats = Filter::new(scrubber, &mut scrubbed)
+        .run_primed(&context, &data[..], cache)
+        .map_err(io::Error::other);
     progress
         .bytes
         .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -800,11 +798,6 @@ fn find_after(
     let mut each = |line: u64, start: usize, end: usize, rule: usize| {
         found.push(scrubber.finding(line, start, end, rule));
     };
-    let mut filter = Filter::auditing(scrubber, io::sink(), &mut each)
-        .reusing(std::mem::replace(cache, scrubber.matcher.new_cache()))
-        .primed(&context);
-    let result = filter.run(input);
-    *cache = filter.into_cache();
-    result?;
+    Filter::auditing(scrubber, io::sink(), &mut each).run_primed(&context, input, cache)?;
     Ok(found)
 }

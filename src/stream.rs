@@ -86,16 +86,20 @@ impl<'a, W: Write> Filter<'a, W> {
         self.flush()
     }
 
-    /// The filter with `cache` in place of its own: regex caches warm from earlier input,
-    /// for a run over the next chunk of a file.
-    pub fn reusing(mut self, mut cache: MatchCache) -> Filter<'a, W> {
-        std::mem::swap(self.session.cache(), &mut cache);
-        self
-    }
-
-    /// The filter's caches, for [`Filter::reusing`].
-    pub fn into_cache(mut self) -> MatchCache {
-        std::mem::replace(self.session.cache(), self.matcher.new_cache())
+    /// Primes the filter with `context` (see [`Filter::primed`]) and runs it over `reader`
+    /// with `cache` in place of its own: regex caches warm from earlier input, handed back
+    /// warmer. For the chunks of a file, each worker keeping one cache.
+    pub fn run_primed<R: Read>(
+        mut self,
+        context: &[u8],
+        reader: R,
+        cache: &mut MatchCache,
+    ) -> Result<Stats, Error> {
+        std::mem::swap(self.session.cache(), cache);
+        let mut filter = self.primed(context);
+        let result = filter.run(reader);
+        std::mem::swap(filter.session.cache(), cache);
+        result
     }
 
     /// The writer, to take what [`Filter::feed`] wrote.
