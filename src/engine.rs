@@ -5,18 +5,19 @@
 //! searcher (Teddy) serves case-insensitive anchors too; aho-corasick's own case-insensitive
 //! mode would give up the SIMD path. Case-sensitive anchors are re-checked on the original bytes.
 
-use aho_corasick::{packed, AhoCorasick, AhoCorasickKind, Input as AcInput, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input as AcInput, MatchKind};
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::Input;
 
 use crate::json;
 use crate::mask::Mask;
+use crate::prefilter::Prefilter;
 use crate::rules::{key_matches, normalize_key, AnchorCase, HitCheck, LazyRegex, Rule, Scanner};
 
-/// Block-level literal search runs in groups of at most this many literals: aho-corasick's
-/// SIMD searcher (Teddy) handles a small set at several GB/s but is not used for large ones.
-const GROUP_SIZE: usize = 64;
+/// The block-level search looks this far ahead at a time: hits past a triggered line's end
+/// are kept for the lines after it, and a long triggered line is skipped unsearched.
+const STRETCH: usize = 16 * 1024;
 
 /// A text this short is confirmed whole per triggered rule rather than in windows.
 const WHOLE_TEXT: usize = 16 * 1024;
@@ -35,9 +36,9 @@ pub(crate) struct Matcher {
     pub rules: Vec<Rule>,
     /// Every literal in one automaton, for the close look at a line (`find`).
     anchors: Option<AhoCorasick>,
-    /// The substring-minimal literals in small groups for the block-level search, each group
-    /// with the global ids of its literals.
-    groups: Vec<(LiteralGroup, Vec<usize>)>,
+    /// The substring-minimal literals, searched at block level, and the global id of each.
+    prefilter: Prefilter,
+    searched: Vec<usize>,
     /// For each literal: the rules whose anchor occurs in the anchor it stands for (itself, or
     /// its unescaped form), with the offset of each occurrence.
     trigger_offsets: Vec<Vec<(usize, usize)>>,
@@ -62,34 +63,14 @@ pub(crate) struct Matcher {
     block_openers: Option<AhoCorasick>,
 }
 
-/// A group of literals searched together: Teddy (SIMD) when the CPU has it. aho-corasick's
-/// own choice for a small set can be a rare-byte prefilter, and its idea of a rare byte (`\\`)
-/// is the most common one in escaped JSON.
-#[derive(Debug)]
-enum LiteralGroup {
-    Packed(packed::Searcher),
-    Automaton(AhoCorasick),
-}
-
-impl LiteralGroup {
-    /// The leftmost(-longest) literal at or after `from`: its start and index in the group.
-    fn find(&self, haystack: &[u8], from: usize) -> Option<(usize, usize)> {
-        match self {
-            LiteralGroup::Packed(s) => s
-                .find_in(haystack, aho_corasick::Span::from(from..haystack.len()))
-                .map(|m| (m.start(), m.pattern().as_usize())),
-            LiteralGroup::Automaton(ac) => ac
-                .find(AcInput::new(haystack).span(from..haystack.len()))
-                .map(|m| (m.start(), m.pattern().as_usize())),
-        }
-    }
-}
-
-/// Where the block-level search stands in one region: the next hit of each literal group and
-/// of the colon scanners (`usize::MAX`: none left), so that no byte is searched twice.
+/// Where the block-level search stands in one region: the literal hits found ahead (sorted,
+/// those before `next` consumed), how far the text has been searched for them, and the next
+/// colon-scanner hit (`usize::MAX`: none left), so that no byte is searched twice.
 #[derive(Debug, Default)]
 pub(crate) struct TriggerScan {
-    groups: Vec<Option<(usize, usize)>>,
+    hits: Vec<(usize, usize)>,
+    next: usize,
+    searched_to: usize,
     colon: Option<usize>,
 }
 
@@ -181,13 +162,9 @@ impl Matcher {
                 .build(pats)
                 .map_err(|e| format!("anchor automaton: {e}"))
         };
-        let mut groups = Vec::new();
-        // Teddy fingerprints the first (up to four) bytes of each literal, as many as the
-        // shortest literal in its group has: short literals get groups of their own, so they
-        // do not make every other literal's fingerprint weaker.
-        //
         // A literal containing another is not searched: it is looked for around each hit of
-        // the one it contains (its "extension"). Fewer literals, fewer and faster groups.
+        // the one it contains (its "extension"). Fewer literals, fewer candidates; and no two
+        // searched literals can start at the same place.
         let mut extensions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); patterns.len()];
         let mut ids: Vec<usize> = Vec::new();
         for (d, long) in patterns.iter().enumerate() {
@@ -216,30 +193,8 @@ impl Matcher {
                 extensions[q].push((d, k));
             }
         }
-        ids.sort_by_key(|&i| (patterns[i].len().min(4), i));
-        let mut chunks: Vec<Vec<usize>> = Vec::new();
-        for &i in &ids {
-            let len = patterns[i].len().min(4);
-            match chunks.last_mut() {
-                Some(c) if c.len() < GROUP_SIZE && patterns[c[0]].len().min(4) == len => c.push(i),
-                _ => chunks.push(vec![i]),
-            }
-        }
-        for chunk in &chunks {
-            let pats: Vec<&Vec<u8>> = chunk.iter().map(|&i| &patterns[i]).collect();
-            let group = match packed::Config::new()
-                .match_kind(packed::MatchKind::LeftmostLongest)
-                .builder()
-                .extend(&pats)
-                .build()
-            {
-                Some(teddy) => LiteralGroup::Packed(teddy),
-                None => LiteralGroup::Automaton(build(
-                    &pats.iter().map(|p| p.to_vec()).collect::<Vec<_>>(),
-                )?),
-            };
-            groups.push((group, chunk.clone()));
-        }
+        let prefilter =
+            Prefilter::new(&ids.iter().map(|&i| patterns[i].clone()).collect::<Vec<_>>())?;
         let anchors = if patterns.is_empty() {
             None
         } else {
@@ -290,7 +245,8 @@ impl Matcher {
             anchors,
             extensions,
             check_hits,
-            groups,
+            prefilter,
+            searched: ids,
             check_reach: trigger_offsets
                 .iter()
                 .map(|offsets| {
@@ -346,49 +302,37 @@ impl Matcher {
         lower.make_ascii_lowercase();
     }
 
-    /// The first position at or after `from` where an anchor or a scanner could fire.
-    /// `lower` is `text` lower-cased. This is the block-level fast path: anchor hits are checked
-    /// in place (see [`HitCheck`]) and only those that may lead to a secret are reported.
+    /// The first position at or after `from` where an anchor or a scanner could fire. This is
+    /// the block-level fast path: anchor hits are checked in place (see [`HitCheck`]) and only
+    /// those that may lead to a secret are reported.
     pub fn next_trigger(
         &self,
         text: &[u8],
-        lower: &[u8],
         from: usize,
         scan: &mut TriggerScan,
         cache: &mut MatchCache,
     ) -> Option<usize> {
-        scan.groups.resize(self.groups.len(), None);
         let anchor = loop {
-            // The next hit of each group, searched again only when it lies before `from`.
-            let mut best: Option<(usize, usize, usize)> = None;
-            for (g, (ac, ids)) in self.groups.iter().enumerate() {
-                let hit = match scan.groups[g] {
-                    Some((usize::MAX, _)) => None,
-                    Some((start, p)) if start >= from => Some((start, p)),
-                    _ => {
-                        let found = ac.find(lower, from).map(|(start, p)| (start, ids[p]));
-                        scan.groups[g] = Some(found.unwrap_or((usize::MAX, 0)));
-                        found
-                    }
-                };
-                if let Some((start, p)) = hit {
-                    if best.is_none() || best.is_some_and(|(b, _, _)| start < b) {
-                        best = Some((start, p, g));
-                    }
-                }
+            while scan.hits.get(scan.next).is_some_and(|&(s, _)| s < from) {
+                scan.next += 1;
             }
-            let Some((start, pattern, g)) = best else {
-                break None;
+            let Some(&(start, p)) = scan.hits.get(scan.next) else {
+                // Nothing found ahead: search the next stretch.
+                let at = scan.searched_to.max(from);
+                if at >= text.len() {
+                    break None;
+                }
+                scan.searched_to = (at + STRETCH).min(text.len());
+                scan.hits.clear();
+                scan.next = 0;
+                self.prefilter
+                    .find_starting_in(text, at..scan.searched_to, &mut scan.hits);
+                continue;
             };
-            if self.hit_may_fire(text, lower, start, pattern, cache) {
+            if self.hit_may_fire(text, start, self.searched[p], cache) {
                 break Some(start);
             }
-            // Rejected: this group searches on from the next byte; the others keep their hits.
-            let (ac, ids) = &self.groups[g];
-            scan.groups[g] = Some(
-                ac.find(lower, start + 1)
-                    .map_or((usize::MAX, 0), |(start, p)| (start, ids[p])),
-            );
+            scan.next += 1;
         };
         let colon = if self.has_colon_scanners() {
             match scan.colon {
@@ -424,18 +368,14 @@ impl Matcher {
 
     /// Whether the searched literal `pattern` found at `text[at..]`, or a longer literal that
     /// contains it there, may lead to a secret.
-    fn hit_may_fire(
-        &self,
-        text: &[u8],
-        lower: &[u8],
-        at: usize,
-        pattern: usize,
-        cache: &mut MatchCache,
-    ) -> bool {
+    fn hit_may_fire(&self, text: &[u8], at: usize, pattern: usize, cache: &mut MatchCache) -> bool {
         self.literal_may_fire(text, at, pattern, cache)
             || self.extensions[pattern].iter().any(|&(long, k)| {
+                let lit = &self.literals[long];
                 at >= k
-                    && lower[at - k..].starts_with(&self.literals[long])
+                    && text
+                        .get(at - k..at - k + lit.len())
+                        .is_some_and(|t| t.eq_ignore_ascii_case(lit))
                     && self.literal_may_fire(text, at - k, long, cache)
             })
     }

@@ -26,6 +26,7 @@ pub mod lint;
 mod literals;
 mod mask;
 pub mod openclaw;
+mod prefilter;
 pub mod report;
 mod rules;
 pub mod sample;

@@ -2,20 +2,18 @@
 //! benches can say where the time goes. Hidden from the docs and not a stable API: the
 //! pipeline fuses these stages, and the way it does so changes with the engine.
 
-use crate::engine::{Matcher, TriggerScan};
+use crate::engine::TriggerScan;
 use crate::json;
 use crate::Scrubber;
 
-/// The block-level search alone: literal groups, colon scanners and the hit checks that
+/// The block-level search alone: literal search, colon scanners and the hit checks that
 /// prune their hits. Returns how many lines of `text` it sends to the close look.
 pub fn block_search(scrubber: &Scrubber, text: &[u8]) -> usize {
     let matcher = &scrubber.matcher;
     let mut cache = matcher.new_cache();
-    let mut lower = Vec::new();
-    Matcher::lowercase_into(text, &mut lower);
     let mut scan = TriggerScan::default();
     let (mut pos, mut lines) = (0, 0);
-    while let Some(t) = matcher.next_trigger(text, &lower, pos, &mut scan, &mut cache) {
+    while let Some(t) = matcher.next_trigger(text, pos, &mut scan, &mut cache) {
         lines += 1;
         pos = memchr::memchr(b'\n', &text[t..]).map_or(text.len(), |i| t + i + 1);
     }

@@ -33,7 +33,6 @@ pub(crate) struct Filter<'a, W: Write> {
     session: Session<'a>,
     writer: W,
     out: Vec<u8>,
-    lower: Vec<u8>,
     long: Option<LongLine>,
     lines: u64,
     bytes_in: u64,
@@ -48,7 +47,6 @@ impl<'a, W: Write> Filter<'a, W> {
             session: Session::new(scrubber),
             writer,
             out: Vec::with_capacity(OUT_FLUSH + BLOCK),
-            lower: Vec::new(),
             long: None,
             lines: 0,
             bytes_in: 0,
@@ -223,21 +221,16 @@ impl<'a, W: Write> Filter<'a, W> {
         }
         // Line numbers are counted up to each scrubbed line only when auditing.
         let (mut counted_to, mut line_no) = (0, lines_before);
-        Matcher::lowercase_into(region, &mut self.lower);
-        let lower = std::mem::take(&mut self.lower);
         let mut pos = 0;
         let mut scan = TriggerScan::default();
         while pos < region.len() {
             let line_start = if self.session.in_block() {
                 pos
             } else {
-                match self.matcher.next_trigger(
-                    region,
-                    &lower,
-                    pos,
-                    &mut scan,
-                    self.session.cache(),
-                ) {
+                match self
+                    .matcher
+                    .next_trigger(region, pos, &mut scan, self.session.cache())
+                {
                     Some(t) => memchr::memrchr(b'\n', &region[pos..t]).map_or(pos, |i| pos + i + 1),
                     None => region.len(),
                 }
@@ -256,7 +249,6 @@ impl<'a, W: Write> Filter<'a, W> {
             self.scrub_line(&region[line_start..line_end], line_no + 1);
             pos = line_end;
         }
-        self.lower = lower;
         Ok(())
     }
 
