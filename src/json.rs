@@ -269,7 +269,7 @@ pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>, map: &mut Vec<u32>) {
             .unwrap_or(char::REPLACEMENT_CHARACTER)
             .encode_utf8(&mut buf);
         out.extend_from_slice(s.as_bytes());
-        map.extend(std::iter::repeat(unit).take(s.len()));
+        map.extend(std::iter::repeat_n(unit, s.len()));
         i += len;
     }
 }

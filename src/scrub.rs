@@ -373,7 +373,7 @@ fn widen_to_escapes(text: &[u8], start: usize, end: usize) -> (usize, usize) {
     let escape_start = |pos: usize| -> Option<usize> {
         // Look back up to 5 bytes for a backslash that begins an escape covering `pos`.
         (pos.saturating_sub(5)..pos).find(|&i| {
-            text[i] == b'\\' && backslashes_before(text, i) % 2 == 0 && {
+            text[i] == b'\\' && backslashes_before(text, i).is_multiple_of(2) && {
                 let len = if text.get(i + 1) == Some(&b'u') { 6 } else { 2 };
                 i + len > pos
             }

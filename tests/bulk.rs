@@ -409,7 +409,7 @@ fn a_failing_file_is_reported_and_the_rest_goes_on() {
     // A database header over garbage: SQLite refuses it.
     let bad = dir.path().join("openclaw-agent.sqlite");
     let mut junk = b"SQLite format 3\0".to_vec();
-    junk.extend(std::iter::repeat(0xA5).take(4096));
+    junk.extend(std::iter::repeat_n(0xA5, 4096));
     fs::write(&bad, &junk).unwrap();
     let out = Command::new(BIN)
         .args(["scrub", "--in-place"])

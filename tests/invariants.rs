@@ -990,7 +990,7 @@ impl Read for Chunked<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.reads += 1;
         // Every n-th read (n >= 2) fails with `Interrupted`; the caller must retry.
-        if self.interrupt_every >= 2 && self.reads % self.interrupt_every == 0 {
+        if self.interrupt_every >= 2 && self.reads.is_multiple_of(self.interrupt_every) {
             return Err(io::ErrorKind::Interrupted.into());
         }
         let want = self.sizes[self.reads % self.sizes.len()].max(1);
