@@ -1,11 +1,11 @@
 //! The matcher: one literal search over all rules' anchors, then per-rule confirmation in small
 //! windows around hits, validators, and overlap resolution.
 //!
-//! Stage 1 runs over an ASCII-lower-cased copy of the text, so a single case-sensitive SIMD
-//! searcher (Teddy) serves case-insensitive anchors too; aho-corasick's own case-insensitive
-//! mode would give up the SIMD path. Case-sensitive anchors are re-checked on the original bytes.
+//! Both the block-level search and the close look at a line use one [`Prefilter`] over the
+//! substring-minimal literals, ASCII case ignored; a longer literal is looked for around the
+//! hits of one it contains. Case-sensitive anchors are re-checked on the original bytes.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input as AcInput, MatchKind};
+use aho_corasick::AhoCorasick;
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
 use regex_automata::Input;
@@ -34,8 +34,6 @@ pub(crate) struct Span {
 #[derive(Debug)]
 pub(crate) struct Matcher {
     pub rules: Vec<Rule>,
-    /// Every literal in one automaton, for the close look at a line (`find`).
-    anchors: Option<AhoCorasick>,
     /// The substring-minimal literals, searched at block level, and the global id of each.
     prefilter: Prefilter,
     searched: Vec<usize>,
@@ -77,7 +75,8 @@ pub(crate) struct TriggerScan {
 /// Per-thread scratch: regex caches and buffers reused across calls.
 pub(crate) struct MatchCache {
     regex: Vec<Option<(meta::Cache, Captures)>>,
-    lower: Vec<u8>,
+    /// Literal hits in the text being looked at closely: start and literal.
+    literal_hits: Vec<(usize, usize)>,
     hits: Vec<(usize, usize, usize)>,
     candidates: Vec<Span>,
     /// The JSON-decoded text after a block-level hit, and its offset map.
@@ -153,15 +152,6 @@ impl Matcher {
                 escaped.push(true);
             }
         }
-        // Always a DFA: aho-corasick's own choice turns to a (several times slower) NFA past
-        // a hundred patterns, and the full rule set has several hundred literals.
-        let build = |pats: &[Vec<u8>]| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(pats)
-                .map_err(|e| format!("anchor automaton: {e}"))
-        };
         // A literal containing another is not searched: it is looked for around each hit of
         // the one it contains (its "extension"). Fewer literals, fewer candidates; and no two
         // searched literals can start at the same place.
@@ -195,11 +185,6 @@ impl Matcher {
         }
         let prefilter =
             Prefilter::new(&ids.iter().map(|&i| patterns[i].clone()).collect::<Vec<_>>())?;
-        let anchors = if patterns.is_empty() {
-            None
-        } else {
-            Some(build(&patterns)?)
-        };
         let block_rules: Vec<usize> = (0..rules.len())
             .filter(|&r| rules[r].block_end.is_some())
             .collect();
@@ -242,7 +227,6 @@ impl Matcher {
             block_openers,
             literals: patterns.clone(),
             escaped,
-            anchors,
             extensions,
             check_hits,
             prefilter,
@@ -268,7 +252,7 @@ impl Matcher {
     pub fn new_cache(&self) -> MatchCache {
         MatchCache {
             regex: self.rules.iter().map(|_| None).collect(),
-            lower: Vec::new(),
+            literal_hits: Vec::new(),
             hits: Vec::new(),
             candidates: Vec::new(),
             window: Vec::new(),
@@ -283,7 +267,7 @@ impl Matcher {
     pub fn may_open_block(&self, text: &[u8]) -> bool {
         self.block_openers
             .as_ref()
-            .map_or(true, |openers| openers.is_match(text))
+            .is_none_or(|openers| openers.is_match(text))
     }
 
     /// True when every line must be looked at closely (a rule has no anchor).
@@ -293,13 +277,6 @@ impl Matcher {
 
     fn has_colon_scanners(&self) -> bool {
         !self.ipv6_rules.is_empty() || !self.digits_colon_rules.is_empty()
-    }
-
-    /// Fills `lower` with the ASCII-lower-cased `text`.
-    pub fn lowercase_into(text: &[u8], lower: &mut Vec<u8>) {
-        lower.clear();
-        lower.extend_from_slice(text);
-        lower.make_ascii_lowercase();
     }
 
     /// The first position at or after `from` where an anchor or a scanner could fire. This is
@@ -446,39 +423,58 @@ impl Matcher {
             || (!self.digits_colon_rules.is_empty() && digits_colon(text, q))
     }
 
+    /// Every literal occurring in `text`, the longest at each start, sorted by start: the
+    /// searched ones from the prefilter, and around each of their hits the longer literals
+    /// that contain them.
+    fn literal_hits(&self, text: &[u8], out: &mut Vec<(usize, usize)>) {
+        out.clear();
+        self.prefilter.find_starting_in(text, 0..text.len(), out);
+        for i in 0..out.len() {
+            let (at, q) = out[i];
+            let q = self.searched[q];
+            out[i].1 = q;
+            for &(long, k) in &self.extensions[q] {
+                let lit = &self.literals[long];
+                if at >= k
+                    && text
+                        .get(at - k..at - k + lit.len())
+                        .is_some_and(|t| t.eq_ignore_ascii_case(lit))
+                {
+                    out.push((at - k, long));
+                }
+            }
+        }
+        out.sort_unstable_by_key(|&(start, p)| (start, std::cmp::Reverse(self.literals[p].len())));
+        out.dedup_by_key(|&mut (start, _)| start);
+    }
+
     /// Finds the secrets in `text` (a plain line or decoded JSON string content), resolved to
     /// non-overlapping spans sorted by start. Secrets `mask` already produced are skipped, so a
     /// second pass changes nothing.
     pub fn find(&self, text: &[u8], cache: &mut MatchCache, mask: &Mask, out: &mut Vec<Span>) {
         out.clear();
         cache.hits.clear();
-        if let Some(ac) = &self.anchors {
-            Matcher::lowercase_into(text, &mut cache.lower);
-            let lower = std::mem::take(&mut cache.lower);
-            let mut at = 0;
-            while let Some(m) = ac.find(AcInput::new(&lower).span(at..lower.len())) {
-                let p = m.pattern().as_usize();
-                for &(r, offset) in &self.trigger_offsets[p] {
-                    let rule = &self.rules[r];
-                    let exact = rule.anchor_case == AnchorCase::Insensitive
-                        || rule
-                            .exact_anchors
-                            .iter()
-                            .any(|a| memchr::memmem::find(&text[m.start()..m.end()], a).is_some());
-                    // The hit check prunes random hits (in base64 blobs, say) before their
-                    // rule's regex is run around them; escaped spellings skip it, as their
-                    // offsets are those of the unescaped anchor.
-                    if exact
-                        && (self.escaped[p]
-                            || self.check_in_text(text, m.start() + offset, r, cache))
-                    {
-                        cache.hits.push((r, m.start(), m.end()));
-                    }
+        self.literal_hits(text, &mut cache.literal_hits);
+        let literal_hits = std::mem::take(&mut cache.literal_hits);
+        for &(start, p) in &literal_hits {
+            let end = start + self.literals[p].len();
+            for &(r, offset) in &self.trigger_offsets[p] {
+                let rule = &self.rules[r];
+                let exact = rule.anchor_case == AnchorCase::Insensitive
+                    || rule
+                        .exact_anchors
+                        .iter()
+                        .any(|a| memchr::memmem::find(&text[start..end], a).is_some());
+                // The hit check prunes random hits (in base64 blobs, say) before their rule's
+                // regex is run around them; escaped spellings skip it, as their offsets are
+                // those of the unescaped anchor.
+                if exact && (self.escaped[p] || self.check_in_text(text, start + offset, r, cache))
+                {
+                    cache.hits.push((r, start, end));
                 }
-                at = m.start() + 1;
             }
-            cache.lower = lower;
         }
+        cache.literal_hits = literal_hits;
         if self.has_colon_scanners() {
             for q in memchr::memchr_iter(b':', text) {
                 if let Some(start) = ipv6_colon(text, q) {
@@ -771,6 +767,55 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// The longest literal at each start, by brute force over every literal.
+    fn naive_literal_hits(m: &Matcher, text: &[u8]) -> Vec<(usize, usize)> {
+        (0..text.len())
+            .filter_map(|start| {
+                (0..m.literals.len())
+                    .filter(|&p| {
+                        let lit = &m.literals[p];
+                        text.get(start..start + lit.len())
+                            .is_some_and(|t| t.eq_ignore_ascii_case(lit))
+                    })
+                    .max_by_key(|&p| m.literals[p].len())
+                    .map(|p| (start, m.literals[p].len()))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// The prefilter and the extensions around its hits find what a search for every
+        /// literal of the built-in rules finds: text made of pieces of those literals, in any
+        /// case, with noise between them.
+        #[test]
+        fn literal_hits_match_a_search_for_every_literal(
+            pieces in proptest::collection::vec(
+                (0usize..10_000, 0usize..12, 0usize..12, proptest::bits::u16::ANY, 0u8..4),
+                0..40,
+            ),
+        ) {
+            let scrubber = crate::Scrubber::builder().build().unwrap();
+            let m = &scrubber.matcher;
+            let mut text = Vec::new();
+            for (lit, from, len, case, noise) in pieces {
+                let lit = &m.literals[lit % m.literals.len()];
+                let from = from.min(lit.len());
+                let piece = &lit[from..(from + len.max(1)).min(lit.len())];
+                text.extend(piece.iter().enumerate().map(|(i, &b)| {
+                    if case >> (i % 16) & 1 == 1 { b.to_ascii_uppercase() } else { b }
+                }));
+                text.extend(std::iter::repeat_n(b" \\\"x"[usize::from(noise)], usize::from(noise)));
+            }
+            let mut hits = Vec::new();
+            m.literal_hits(&text, &mut hits);
+            // Literals of equal length at a start are equal, case aside: compare lengths.
+            let hits: Vec<(usize, usize)> =
+                hits.iter().map(|&(s, p)| (s, m.literals[p].len())).collect();
+            proptest::prop_assert_eq!(hits, naive_literal_hits(m, &text));
+        }
     }
 
     #[test]

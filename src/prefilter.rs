@@ -127,8 +127,6 @@ fn simd_available() -> bool {
 #[derive(Debug)]
 struct Fingerprint {
     literals: Vec<Vec<u8>>,
-    /// Where each literal's fingerprinted window starts in it.
-    offsets: Vec<usize>,
     max_offset: usize,
     /// Sets of tables in use (1 to [`MAX_SETS`]): fewer literals, fewer sets, faster.
     sets: usize,
@@ -136,10 +134,22 @@ struct Fingerprint {
     /// nibble `n` at window position `j` (after folding); `hi` likewise for the high nibble.
     lo: [[[u8; 16]; MAX_SETS]; WIDTH],
     hi: [[[u8; 16]; MAX_SETS]; WIDTH],
-    buckets: Vec<Vec<usize>>,
-    /// Each literal's window, folded, as a little-endian word, and the mask of its bytes: a
-    /// candidate is rejected on one comparison before its literal is compared whole.
-    keys: Vec<(u32, u32)>,
+    /// The literals of every bucket, bucket by bucket: bucket `b` is
+    /// `entries[bucket_ends[b]..bucket_ends[b + 1]]`.
+    entries: Vec<Entry>,
+    bucket_ends: Vec<usize>,
+}
+
+/// A literal in its bucket.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The literal's window, folded, as a little-endian word, and the mask of its bytes: most
+    /// candidates are rejected on this one comparison.
+    key: u32,
+    mask: u32,
+    /// Where the window starts in the literal.
+    offset: usize,
+    literal: usize,
 }
 
 /// How a byte is compared in the fingerprint: ASCII letters of either case become one.
@@ -208,108 +218,95 @@ impl Fingerprint {
                 }
             }
         }
-        let keys = (0..literals.len())
-            .map(|i| {
+        let mut entries = Vec::with_capacity(literals.len());
+        let mut bucket_ends = vec![0];
+        for members in &buckets {
+            for &i in members {
                 let (mut key, mut mask) = (0u32, 0u32);
                 for (j, &c) in window(i).iter().enumerate() {
                     key |= u32::from(c) << (8 * j);
                     mask |= 0xff << (8 * j);
                 }
-                (key, mask)
-            })
-            .collect();
+                entries.push(Entry {
+                    key,
+                    mask,
+                    offset: offsets[i],
+                    literal: i,
+                });
+            }
+            bucket_ends.push(entries.len());
+        }
         Fingerprint {
-            keys,
+            entries,
+            bucket_ends,
             max_offset: offsets.iter().copied().max().unwrap_or(0),
             literals: literals.to_vec(),
-            offsets,
             sets,
             lo,
             hi,
-            buckets,
         }
     }
 
-    /// Pushes the occurrences starting in `from..to`, unsorted.
+    /// Pushes the occurrences starting in `starts`, unsorted.
     fn find_starting_in(&self, text: &[u8], starts: Range<usize>, out: &mut Vec<(usize, usize)>) {
         // A literal starting at `s` has its window at `s + offset`.
         let end = (starts.end + self.max_offset).min(text.len());
-        let mut pos = starts.start;
         #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: a `Fingerprint` is only built when the CPU has AVX2 (see `Prefilter::new`
-            // and the tests, which check before building one).
-            pos = unsafe {
-                match self.sets {
-                    1 => avx2::scan::<1>(self, text, pos, end, &starts, out),
-                    2 => avx2::scan::<2>(self, text, pos, end, &starts, out),
-                    3 => avx2::scan::<3>(self, text, pos, end, &starts, out),
-                    _ => avx2::scan::<4>(self, text, pos, end, &starts, out),
-                }
-            };
+        // SAFETY: a `Fingerprint` is only built when the CPU has AVX2 (see `Prefilter::build`).
+        unsafe {
+            match self.sets {
+                1 => avx2::scan::<1>(self, text, end, &starts, out),
+                2 => avx2::scan::<2>(self, text, end, &starts, out),
+                3 => avx2::scan::<3>(self, text, end, &starts, out),
+                _ => avx2::scan::<4>(self, text, end, &starts, out),
+            }
         }
-        self.scan_scalar(text, pos, end, &starts, out);
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (text, end, starts, out);
     }
 
-    /// The same search a window position at a time, for the tail the SIMD loop cannot load.
-    fn scan_scalar(
-        &self,
-        text: &[u8],
-        pos: usize,
-        end: usize,
-        starts: &Range<usize>,
-        out: &mut Vec<(usize, usize)>,
-    ) {
-        for p in pos..end {
-            for s in 0..self.sets {
-                let mut bits = 0xff;
-                for (j, &b) in text[p..].iter().take(WIDTH).enumerate() {
-                    let b = fold(b);
-                    bits &=
-                        self.lo[j][s][usize::from(b & 0xf)] & self.hi[j][s][usize::from(b >> 4)];
+    /// The four (folded) bytes at `p` as a little-endian word, zero past the end of the text.
+    #[inline]
+    fn word_at(text: &[u8], p: usize) -> u32 {
+        match text.get(p..p + WIDTH) {
+            Some(w) => u32::from_le_bytes([w[0], w[1], w[2], w[3]]) | 0x2020_2020,
+            None => {
+                let mut word = [0u8; WIDTH];
+                for (w, &b) in word.iter_mut().zip(text.get(p..).unwrap_or_default()) {
+                    *w = fold(b);
                 }
-                self.verify(text, p, s, bits, starts, out);
+                u32::from_le_bytes(word)
             }
         }
     }
 
-    /// Checks the literals of the buckets in `bits` (of table set `s`) whose window would lie
-    /// at `p`.
+    /// Checks the literals of `bucket` whose window would lie at `p`, where the text reads
+    /// `word` (see [`Fingerprint::word_at`]).
     #[inline]
     fn verify(
         &self,
         text: &[u8],
         p: usize,
-        s: usize,
-        mut bits: u8,
+        word: u32,
+        bucket: usize,
         starts: &Range<usize>,
         out: &mut Vec<(usize, usize)>,
     ) {
-        // The (folded) bytes at the window position, zero past the end of the text.
-        let mut word = [0u8; WIDTH];
-        for (w, &b) in word.iter_mut().zip(&text[p.min(text.len())..]) {
-            *w = fold(b);
-        }
-        let word = u32::from_le_bytes(word);
-        while bits != 0 {
-            let bucket = 8 * s + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            for &i in &self.buckets[bucket] {
-                let (key, mask) = self.keys[i];
-                if word & mask != key {
-                    continue;
-                }
-                let Some(start) = p.checked_sub(self.offsets[i]) else {
-                    continue;
-                };
-                let lit = &self.literals[i];
-                if starts.contains(&start)
-                    && text
-                        .get(start..start + lit.len())
-                        .is_some_and(|t| t.eq_ignore_ascii_case(lit))
-                {
-                    out.push((start, i));
-                }
+        let members = &self.entries[self.bucket_ends[bucket]..self.bucket_ends[bucket + 1]];
+        for e in members {
+            if word & e.mask != e.key {
+                continue;
+            }
+            let Some(start) = p.checked_sub(e.offset) else {
+                continue;
+            };
+            let lit = &self.literals[e.literal];
+            if starts.contains(&start)
+                && text
+                    .get(start..start + lit.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(lit))
+            {
+                out.push((start, e.literal));
             }
         }
     }
@@ -333,6 +330,15 @@ struct Shape {
 }
 
 impl Shape {
+    fn union(&self, other: &Shape) -> Shape {
+        let mut u = *self;
+        for j in 0..WIDTH {
+            u.lo[j] |= other.lo[j];
+            u.hi[j] |= other.hi[j];
+        }
+        u
+    }
+
     fn with(mut self, window: &[u8]) -> Shape {
         for j in 0..WIDTH {
             match window.get(j) {
@@ -354,9 +360,14 @@ impl Shape {
                     return 1.0;
                 }
                 let mut p = 0.0;
-                for h in (0..16).filter(|h| self.hi[j] & (1 << h) != 0) {
-                    for l in (0..16).filter(|l| self.lo[j] & (1 << l) != 0) {
-                        p += freq[h << 4 | l];
+                let mut highs = self.hi[j];
+                while highs != 0 {
+                    let h = highs.trailing_zeros() as usize;
+                    highs &= highs - 1;
+                    let mut lows = self.lo[j];
+                    while lows != 0 {
+                        p += freq[h << 4 | lows.trailing_zeros() as usize];
+                        lows &= lows - 1;
                     }
                 }
                 p
@@ -365,51 +376,87 @@ impl Shape {
     }
 }
 
-/// Puts each window (folded) in one of `n` buckets. Windows shorter than [`WIDTH`] admit any
-/// byte after their end, which would spoil a bucket of full windows: they get buckets of their
-/// own, as many as their share of the windows.
+/// Puts each window (folded) in one of `n` buckets, keeping the expected verification work
+/// (Σ pass rate × literals, over buckets) low. A bucket admits every combination of its
+/// members' nibbles, and a window shorter than [`WIDTH`] admits any byte after its end, so
+/// like windows belong together (`mta`, `mte`, `mti`; not `mta` with `secret`). Starting from
+/// a bucket per window, the two buckets whose union adds the least work are merged until `n`
+/// are left.
 fn assign_buckets(windows: &[Vec<u8>], n: usize) -> Vec<Vec<usize>> {
-    let (short, full): (Vec<usize>, Vec<usize>) =
-        (0..windows.len()).partition(|&i| windows[i].len() < WIDTH);
-    let n_short = match (short.len(), full.len()) {
-        (0, _) => 0,
-        (_, 0) => n,
-        (s, _) => (s * n).div_ceil(windows.len()).clamp(1, n - 1),
-    };
-    let mut buckets = fill_buckets(windows, &short, n_short);
-    buckets.extend(fill_buckets(windows, &full, n - n_short));
-    buckets
-}
-
-/// Puts `members` of `windows` in `n` buckets, greedily keeping the expected verification
-/// work (Σ pass rate × literals) low: a bucket admits every combination of its members'
-/// nibbles, so a window goes where it adds the fewest combinations that occur in text. The
-/// most common windows are placed first, while buckets are still empty.
-fn fill_buckets(windows: &[Vec<u8>], members: &[usize], n: usize) -> Vec<Vec<usize>> {
     let freq = frequencies();
-    let mut order: Vec<(f64, usize)> = members
+    let mut clusters: Vec<Option<(Shape, Vec<usize>)>> = windows
         .iter()
-        .map(|&i| (Shape::default().with(&windows[i]).pass_rate(&freq), i))
+        .enumerate()
+        .map(|(i, w)| Some((Shape::default().with(w), vec![i])))
         .collect();
-    order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut shapes = vec![Shape::default(); n];
-    let mut work = vec![0.0; n];
-    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); n];
-    for (_, i) in order {
-        let Some((best, shape, cost)) = (0..n)
-            .map(|b| {
-                let shape = shapes[b].with(&windows[i]);
-                let cost = shape.pass_rate(&freq) * (buckets[b].len() + 1) as f64;
-                (b, shape, cost)
-            })
-            .min_by(|x, y| (x.2 - work[x.0]).total_cmp(&(y.2 - work[y.0])))
-        else {
+    let work = |shape: &Shape, size: usize| shape.pass_rate(&freq) * size as f64;
+    let mut alone: Vec<f64> = clusters
+        .iter()
+        .flatten()
+        .map(|(shape, members)| work(shape, members.len()))
+        .collect();
+    // The added work of merging `a` and `b`, for each pair `a < b` of live clusters.
+    let m = clusters.len();
+    let mut added = vec![f64::INFINITY; m * m];
+    let merged = |x: &(Shape, Vec<usize>), y: &(Shape, Vec<usize>)| {
+        let shape = x.0.union(&y.0);
+        (shape, work(&shape, x.1.len() + y.1.len()))
+    };
+    for a in 0..m {
+        for b in a + 1..m {
+            if let (Some(x), Some(y)) = (&clusters[a], &clusters[b]) {
+                added[a * m + b] = merged(x, y).1 - alone[a] - alone[b];
+            }
+        }
+    }
+    // Each cluster's cheapest merge with a later one.
+    let row_best = |added: &[f64], a: usize| {
+        (a + 1..m)
+            .map(|b| (added[a * m + b], b))
+            .min_by(|x, y| x.0.total_cmp(&y.0))
+            .unwrap_or((f64::INFINITY, a))
+    };
+    let mut best: Vec<(f64, usize)> = (0..m).map(|a| row_best(&added, a)).collect();
+    let mut live = m;
+    while live > n {
+        let Some(a) = (0..m).min_by(|&x, &y| best[x].0.total_cmp(&best[y].0)) else {
             break;
         };
-        shapes[best] = shape;
-        work[best] = cost;
-        buckets[best].push(i);
+        let b = best[a].1;
+        let (Some(x), Some(y)) = (clusters[a].take(), clusters[b].take()) else {
+            break;
+        };
+        let (shape, w) = merged(&x, &y);
+        let mut members = x.1;
+        members.extend(y.1);
+        clusters[a] = Some((shape, members));
+        alone[a] = w;
+        live -= 1;
+        for k in 0..m {
+            added[k * m + b] = f64::INFINITY;
+            added[b * m + k] = f64::INFINITY;
+        }
+        best[b] = (f64::INFINITY, b);
+        for k in (0..m).filter(|&k| k != a) {
+            let (lo, hi) = (k.min(a), k.max(a));
+            added[lo * m + hi] = match (&clusters[lo], &clusters[hi]) {
+                (Some(x), Some(y)) => merged(x, y).1 - alone[lo] - alone[hi],
+                _ => f64::INFINITY,
+            };
+        }
+        for k in 0..m {
+            if clusters[k].is_none() {
+                continue;
+            }
+            if k == a || best[k].1 == a || best[k].1 == b {
+                best[k] = row_best(&added, k);
+            } else if k < a && added[k * m + a] < best[k].0 {
+                best[k] = (added[k * m + a], a);
+            }
+        }
     }
+    let mut buckets: Vec<Vec<usize>> = clusters.into_iter().flatten().map(|(_, m)| m).collect();
+    buckets.resize(n, Vec::new());
     buckets
 }
 
@@ -430,8 +477,13 @@ mod avx2 {
     use super::{fold, Fingerprint, Range, WIDTH};
     use std::arch::x86_64::*;
 
-    /// Scans window positions `pos..end` 32 at a time while four 32-byte loads fit in `text`;
-    /// returns where it stopped, for the scalar loop to go on.
+    const LANES: usize = 32;
+
+    /// The nibble tables of one window position and table set, in both halves of a register.
+    type Tables<const S: usize> = [[__m256i; S]; WIDTH];
+
+    /// Scans window positions `0..end`, 32 at a time, verifying candidates whose literal would
+    /// start in `starts`.
     ///
     /// # Safety
     /// The CPU must support AVX2.
@@ -439,69 +491,121 @@ mod avx2 {
     pub(super) unsafe fn scan<const S: usize>(
         fp: &Fingerprint,
         text: &[u8],
-        mut pos: usize,
         end: usize,
         starts: &Range<usize>,
         out: &mut Vec<(usize, usize)>,
-    ) -> usize {
-        const LANES: usize = 32;
+    ) {
         let table = |t: &[u8; 16]| {
             // SAFETY: `t` is 16 readable bytes; an unaligned load needs nothing more.
-            let half = unsafe { _mm_loadu_si128(t.as_ptr().cast()) };
-            _mm256_broadcastsi128_si256(half)
+            _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(t.as_ptr().cast()) })
         };
-        let mut lo = [[_mm256_setzero_si256(); S]; WIDTH];
-        let mut hi = [[_mm256_setzero_si256(); S]; WIDTH];
+        let mut lo: Tables<S> = [[_mm256_setzero_si256(); S]; WIDTH];
+        let mut hi: Tables<S> = [[_mm256_setzero_si256(); S]; WIDTH];
         for j in 0..WIDTH {
             for s in 0..S {
                 lo[j][s] = table(&fp.lo[j][s]);
                 hi[j][s] = table(&fp.hi[j][s]);
             }
         }
-        let folded = _mm256_set1_epi8(fold(0) as i8);
-        let nibble = _mm256_set1_epi8(0xf);
-        let mut lanes = [[0u8; LANES]; S];
+        let mut pos = starts.start;
         while pos < end && pos + LANES + WIDTH - 1 <= text.len() {
-            let mut acc = [_mm256_set1_epi8(-1); S];
-            for j in 0..WIDTH {
-                // SAFETY: `pos + j + 32 <= pos + 35 <= text.len()` by the loop condition.
-                let bytes = unsafe { _mm256_loadu_si256(text.as_ptr().add(pos + j).cast()) };
-                let bytes = _mm256_or_si256(bytes, folded);
-                let low = _mm256_and_si256(bytes, nibble);
-                let high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble);
-                for s in 0..S {
-                    let m = _mm256_and_si256(
-                        _mm256_shuffle_epi8(lo[j][s], low),
-                        _mm256_shuffle_epi8(hi[j][s], high),
-                    );
-                    acc[s] = _mm256_and_si256(acc[s], m);
-                }
-            }
-            let mut any = acc[0];
-            for a in &acc[1..] {
-                any = _mm256_or_si256(any, *a);
-            }
-            let none = _mm256_cmpeq_epi8(any, _mm256_setzero_si256());
-            let mut hits = !(_mm256_movemask_epi8(none) as u32);
-            if end - pos < LANES {
-                hits &= (1u32 << (end - pos)) - 1;
-            }
-            if hits != 0 {
-                for s in 0..S {
-                    // SAFETY: `lanes[s]` is 32 writable bytes.
-                    unsafe { _mm256_storeu_si256(lanes[s].as_mut_ptr().cast(), acc[s]) };
-                }
-                while hits != 0 {
-                    let i = hits.trailing_zeros() as usize;
-                    hits &= hits - 1;
-                    for (s, lane) in lanes.iter().enumerate() {
-                        fp.verify(text, pos + i, s, lane[i], starts, out);
-                    }
-                }
-            }
+            // SAFETY: the loads read `text[pos..pos + 35]`, in bounds by the loop condition.
+            let acc = unsafe { fingerprint(&lo, &hi, text.as_ptr().add(pos)) };
+            report(fp, text, pos, end - pos, acc, starts, out);
             pos += LANES;
         }
-        pos.min(end)
+        if pos < end {
+            // The last positions (at most 34, as the loop stopped) from a zero-padded copy, so
+            // that no load reads past the text. Zeros fold to spaces; a literal that would run
+            // into them fails verification, which reads the text itself.
+            let mut tail = [0u8; 2 * LANES + WIDTH - 1];
+            let n = (text.len() - pos).min(tail.len());
+            tail[..n].copy_from_slice(&text[pos..pos + n]);
+            let mut t = 0;
+            while pos + t < end {
+                // SAFETY: `t <= 32`, so the loads read `tail[t..t + 35]`, within its 67 bytes.
+                let acc = unsafe { fingerprint(&lo, &hi, tail.as_ptr().add(t)) };
+                report(fp, text, pos + t, end - pos - t, acc, starts, out);
+                t += LANES;
+            }
+        }
+    }
+
+    /// For each of the 32 window positions from `at`: the buckets (one bit each, per table
+    /// set) whose tables admit the four bytes there.
+    ///
+    /// # Safety
+    /// `at..at + 35` must be readable, and the CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn fingerprint<const S: usize>(
+        lo: &Tables<S>,
+        hi: &Tables<S>,
+        at: *const u8,
+    ) -> [__m256i; S] {
+        let folded = _mm256_set1_epi8(fold(0) as i8);
+        let nibble = _mm256_set1_epi8(0xf);
+        let mut acc = [_mm256_set1_epi8(-1); S];
+        for j in 0..WIDTH {
+            // SAFETY: `at + j + 32 <= at + 35`, readable by the caller's promise.
+            let bytes = unsafe { _mm256_loadu_si256(at.add(j).cast()) };
+            let bytes = _mm256_or_si256(bytes, folded);
+            let low = _mm256_and_si256(bytes, nibble);
+            let high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble);
+            for s in 0..S {
+                let m = _mm256_and_si256(
+                    _mm256_shuffle_epi8(lo[j][s], low),
+                    _mm256_shuffle_epi8(hi[j][s], high),
+                );
+                acc[s] = _mm256_and_si256(acc[s], m);
+            }
+        }
+        acc
+    }
+
+    /// Verifies the candidates of the first `limit` (at most 32) window positions from `base`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn report<const S: usize>(
+        fp: &Fingerprint,
+        text: &[u8],
+        base: usize,
+        limit: usize,
+        acc: [__m256i; S],
+        starts: &Range<usize>,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        let mut any = acc[0];
+        for a in &acc[1..] {
+            any = _mm256_or_si256(any, *a);
+        }
+        let none = _mm256_cmpeq_epi8(any, _mm256_setzero_si256());
+        let mut hits = !(_mm256_movemask_epi8(none) as u32);
+        if limit < LANES {
+            hits &= (1u32 << limit) - 1;
+        }
+        if hits == 0 {
+            return;
+        }
+        let mut lanes = [[0u8; LANES]; S];
+        for (lane, a) in lanes.iter_mut().zip(acc) {
+            // SAFETY: `lane` is 32 writable bytes.
+            unsafe { _mm256_storeu_si256(lane.as_mut_ptr().cast(), a) };
+        }
+        while hits != 0 {
+            let i = hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            let p = base + i;
+            let word = Fingerprint::word_at(text, p);
+            for (s, lane) in lanes.iter().enumerate() {
+                let mut bits = lane[i];
+                while bits != 0 {
+                    let bucket = 8 * s + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    fp.verify(text, p, word, bucket, starts, out);
+                }
+            }
+        }
     }
 }
 
