@@ -77,7 +77,9 @@ pub(crate) struct MatchCache {
     regex: Vec<Option<(meta::Cache, Captures)>>,
     /// Literal hits in the text being looked at closely: start and literal.
     literal_hits: Vec<(usize, usize)>,
-    hits: Vec<(usize, usize, usize)>,
+    /// Rule hits: rule, span of the literal (or, when the last field is set, the anchor and
+    /// literal end: the rule's regex is run anchored at the start).
+    hits: Vec<(usize, usize, usize, bool)>,
     candidates: Vec<Span>,
     /// The JSON-decoded text after a block-level hit, and its offset map.
     window: Vec<u8>,
@@ -465,12 +467,20 @@ impl Matcher {
                         .exact_anchors
                         .iter()
                         .any(|a| memchr::memmem::find(&text[start..end], a).is_some());
-                // The hit check prunes random hits (in base64 blobs, say) before their rule's
-                // regex is run around them; escaped spellings skip it, as their offsets are
-                // those of the unescaped anchor.
-                if exact && (self.escaped[p] || self.check_in_text(text, start + offset, r, cache))
-                {
-                    cache.hits.push((r, start, end));
+                if !exact {
+                    continue;
+                }
+                // Escaped spellings are confirmed in a window around them, as their offsets
+                // are those of the unescaped anchor. Where every match starts at an anchor, the
+                // regex is run anchored there: that is the hit check and the confirmation in
+                // one. Other hits are checked (pruning random hits, in base64 blobs, say)
+                // before their rule's regex is run around them.
+                if self.escaped[p] {
+                    cache.hits.push((r, start, end, false));
+                } else if rule.starts_at_anchor && self.check_hits {
+                    cache.hits.push((r, start + offset, end, true));
+                } else if self.check_in_text(text, start + offset, r, cache) {
+                    cache.hits.push((r, start, end, false));
                 }
             }
         }
@@ -480,18 +490,20 @@ impl Matcher {
                 if let Some(start) = ipv6_colon(text, q) {
                     cache
                         .hits
-                        .extend(self.ipv6_rules.iter().map(|&r| (r, start, q + 1)));
+                        .extend(self.ipv6_rules.iter().map(|&r| (r, start, q + 1, false)));
                 }
                 if digits_colon(text, q) {
-                    cache
-                        .hits
-                        .extend(self.digits_colon_rules.iter().map(|&r| (r, q, q + 1)));
+                    cache.hits.extend(
+                        self.digits_colon_rules
+                            .iter()
+                            .map(|&r| (r, q, q + 1, false)),
+                    );
                 }
             }
         }
         cache
             .hits
-            .extend(self.unanchored.iter().map(|&r| (r, 0, text.len())));
+            .extend(self.unanchored.iter().map(|&r| (r, 0, text.len(), false)));
         if cache.hits.is_empty() {
             return;
         }
@@ -502,10 +514,17 @@ impl Matcher {
             let rule_idx = cache.hits[i].0;
             let rule = &self.rules[rule_idx];
             let reach = rule.reach;
-            // Merge this rule's hit windows, then confirm each merged window once.
+            // Merge this rule's hit windows, then confirm each merged window once; a hit where
+            // every match must start is confirmed there alone.
             let mut windows: Vec<(usize, usize)> = Vec::new();
+            let mut starts: Vec<usize> = Vec::new();
             while i < cache.hits.len() && cache.hits[i].0 == rule_idx {
-                let (_, s, e) = cache.hits[i];
+                let (_, s, e, at_start) = cache.hits[i];
+                i += 1;
+                if at_start {
+                    starts.push(s);
+                    continue;
+                }
                 let (ws, we) = if text.len() <= WHOLE_TEXT {
                     (0, text.len())
                 } else {
@@ -515,61 +534,102 @@ impl Matcher {
                     Some(last) if ws <= last.1 => last.1 = last.1.max(we),
                     _ => windows.push((ws, we)),
                 }
-                i += 1;
             }
             let Some(regex) = rule.regex.as_ref().map(|r| r.get()) else {
                 continue;
             };
             let (re_cache, caps) = cache.regex[rule_idx]
                 .get_or_insert_with(|| (regex.create_cache(), regex.create_captures()));
+            let mut confirm = |input: &Input| {
+                self.confirm(
+                    rule_idx,
+                    text,
+                    input,
+                    re_cache,
+                    caps,
+                    mask,
+                    &mut cache.candidates,
+                )
+            };
             for (ws, we) in windows {
                 let mut at = ws;
                 while at <= we {
-                    let input = Input::new(text).span(at..we);
-                    let (m, g) = if rule.group_is_match {
-                        // No capture positions needed: the DFAs alone find the match.
-                        let Some(m) = regex.search_with(re_cache, &input) else {
-                            break;
-                        };
-                        (m, m.span())
-                    } else {
-                        regex.search_captures_with(re_cache, &input, caps);
-                        let Some(m) = caps.get_match() else { break };
-                        // The secret group, else (it did not take part) the last group that
-                        // did, as OpenClaw masks, else the whole match.
-                        let g = caps
-                            .get_group(rule.secret_group)
-                            .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
-                            .unwrap_or_else(|| m.span());
-                        (m, g)
-                    };
-                    // On from the end of the secret, not of the match: a boundary the match
-                    // used after the secret (`fe80::1[fe80::1`) may start the next match.
-                    at = g.end.max(m.start() + 1);
-                    if g.is_empty()
-                        || !rule
-                            .validators
-                            .iter()
-                            .all(|v| v.check(text, g.start, g.end))
-                        || rule
-                            .allowlists
-                            .iter()
-                            .any(|a| a.allows(text, m.range(), g.range()))
-                        || mask.is_masked_in(text, g.start, g.end, |id| {
-                            self.rules.iter().any(|r| r.id.as_bytes() == id)
-                        })
-                    {
-                        continue;
+                    match confirm(&Input::new(text).span(at..we)) {
+                        Some(next) => at = next,
+                        None => break,
                     }
-                    cache.candidates.push(Span {
-                        start: g.start,
-                        end: g.end,
-                        rule: rule_idx,
-                    });
+                }
+            }
+            // Anchored at each start, skipping those inside the last match as the window
+            // search above would: the same matches, without the reverse scan for their starts.
+            let mut next = 0;
+            for at in starts {
+                if at >= next {
+                    let input = Input::new(text)
+                        .span(at..text.len())
+                        .anchored(regex_automata::Anchored::Yes);
+                    next = confirm(&input).unwrap_or(next);
                 }
             }
         }
         resolve_overlaps(&mut cache.candidates, out);
+    }
+}
+
+impl Matcher {
+    /// Searches `input` with rule `rule_idx`'s regex and makes its secret a candidate unless a
+    /// validator, an allowlist or an earlier mask says otherwise. Returns where the next search
+    /// starts, or `None` when nothing matched.
+    #[allow(clippy::too_many_arguments)]
+    fn confirm(
+        &self,
+        rule_idx: usize,
+        text: &[u8],
+        input: &Input,
+        re_cache: &mut meta::Cache,
+        caps: &mut Captures,
+        mask: &Mask,
+        candidates: &mut Vec<Span>,
+    ) -> Option<usize> {
+        let rule = &self.rules[rule_idx];
+        let regex = rule.regex.as_ref()?.get();
+        let (m, g) = if rule.group_is_match {
+            // No capture positions needed: the DFAs alone find the match.
+            let m = regex.search_with(re_cache, input)?;
+            (m, m.span())
+        } else {
+            regex.search_captures_with(re_cache, input, caps);
+            let m = caps.get_match()?;
+            // The secret group, else (it did not take part) the last group that did, as
+            // OpenClaw masks, else the whole match.
+            let g = caps
+                .get_group(rule.secret_group)
+                .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
+                .unwrap_or_else(|| m.span());
+            (m, g)
+        };
+        let accepted = !g.is_empty()
+            && rule
+                .validators
+                .iter()
+                .all(|v| v.check(text, g.start, g.end))
+            && !rule
+                .allowlists
+                .iter()
+                .any(|a| a.allows(text, m.range(), g.range()))
+            && !mask.is_masked_in(text, g.start, g.end, |id| {
+                self.rules.iter().any(|r| r.id.as_bytes() == id)
+            });
+        if accepted {
+            candidates.push(Span {
+                start: g.start,
+                end: g.end,
+                rule: rule_idx,
+            });
+        }
+        // On from the end of the secret, not of the match: a boundary the match used after
+        // the secret (`fe80::1[fe80::1`) may start the next match.
+        Some(g.end.max(m.start() + 1))
     }
 }
 
@@ -816,6 +876,57 @@ mod tests {
                 hits.iter().map(|&(s, p)| (s, m.literals[p].len())).collect();
             proptest::prop_assert_eq!(hits, naive_literal_hits(m, &text));
         }
+    }
+
+    /// A rule whose anchor lies inside another rule's literal (`abc` in `xyzabc`) is run
+    /// anchored at its own anchor, not at the literal's start; and matches inside an earlier
+    /// match are skipped as the window search skips them.
+    #[test]
+    fn anchored_confirmation_starts_at_the_anchor() {
+        let pack = crate::rules::RulePack::parse(
+            "test",
+            r#"
+            [[rule]]
+            id = "long"
+            description = "x"
+            category = "credential"
+            regex = 'xyzabc\d{3}'
+            [[rule]]
+            id = "short"
+            description = "x"
+            category = "credential"
+            regex = 'abc\d{2}'
+            [[rule]]
+            id = "chain"
+            description = "x"
+            category = "credential"
+            regex = 'qrs\d{2}(?:qrs)?'
+            "#,
+        )
+        .unwrap();
+        let out = |check_hits: bool, text: &str| {
+            let s = crate::Scrubber::builder()
+                .builtin(false)
+                .pack(pack.clone())
+                .check_hits(check_hits)
+                .build()
+                .unwrap();
+            assert!(s.matcher.rules.iter().all(|r| r.starts_at_anchor));
+            String::from_utf8(s.scrub_bytes(text.as_bytes())).unwrap()
+        };
+        for text in [
+            "xyzabc12 and xyzabc123",
+            "abc12abc34 xyzabc1234 abcabc99",
+            "qrs12qrs34",
+        ] {
+            assert_eq!(out(true, text), out(false, text), "{text}");
+        }
+        assert_eq!(
+            out(true, "xyzabc12 and xyzabc123"),
+            "xyz[REDACTED:short] and [REDACTED:long]"
+        );
+        // The second anchor lies inside the first match: not a start of its own.
+        assert_eq!(out(true, "qrs12qrs34"), "[REDACTED:chain]34");
     }
 
     #[test]

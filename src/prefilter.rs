@@ -422,7 +422,10 @@ fn assign_buckets(windows: &[Vec<u8>], n: usize) -> Vec<Vec<usize>> {
         let Some(a) = (0..m).min_by(|&x, &y| best[x].0.total_cmp(&best[y].0)) else {
             break;
         };
-        let b = best[a].1;
+        let (cost, b) = best[a];
+        if !cost.is_finite() || a == b || clusters[a].is_none() || clusters[b].is_none() {
+            break;
+        }
         let (Some(x), Some(y)) = (clusters[a].take(), clusters[b].take()) else {
             break;
         };
@@ -456,6 +459,13 @@ fn assign_buckets(windows: &[Vec<u8>], n: usize) -> Vec<Vec<usize>> {
         }
     }
     let mut buckets: Vec<Vec<usize>> = clusters.into_iter().flatten().map(|(_, m)| m).collect();
+    // (Only if merging stopped early: never drop a literal.)
+    while buckets.len() > n.max(1) {
+        let extra = buckets.pop().unwrap_or_default();
+        if let Some(last) = buckets.last_mut() {
+            last.extend(extra);
+        }
+    }
     buckets.resize(n, Vec::new());
     buckets
 }
@@ -706,6 +716,33 @@ mod tests {
             assert_eq!(search(&p, &text, 0, text.len()).len(), 5);
             assert_eq!(search(&p, &text, 32, 4995), vec![(32, 3), (1000, 42)]);
         }
+    }
+
+    proptest! {
+        #[test]
+        fn every_window_gets_one_bucket(
+            windows in prop::collection::vec(prop::collection::vec(b'a'..b'h', 1..5), 1..120),
+            n in 1usize..33,
+        ) {
+            let buckets = assign_buckets(&windows, n);
+            prop_assert_eq!(buckets.len(), n);
+            let mut all: Vec<usize> = buckets.concat();
+            all.sort_unstable();
+            prop_assert_eq!(all, (0..windows.len()).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn like_windows_share_buckets() {
+        let windows: Vec<Vec<u8>> = ["mta", "mte", "mti", "secr", "sk-", "toke", "mtc", "pass"]
+            .iter()
+            .map(|w| w.as_bytes().to_vec())
+            .collect();
+        let buckets = assign_buckets(&windows, 4);
+        let of = |i: usize| buckets.iter().position(|b| b.contains(&i));
+        assert_eq!(of(0), of(1));
+        assert_eq!(of(0), of(6));
+        assert_ne!(of(0), of(3));
     }
 
     #[test]

@@ -368,6 +368,8 @@ pub(crate) struct Rule {
     pub hit_check: HitCheck,
     /// The secret group spans the whole match (`\b(…)\b`): no capture search is needed.
     pub group_is_match: bool,
+    /// Every match starts with one of the anchors, so the regex can run anchored at a hit.
+    pub starts_at_anchor: bool,
 }
 
 /// The block-level check of an anchor hit. A check may accept hits that lead to no secret (the
@@ -639,6 +641,12 @@ impl Rule {
             .as_ref()
             .and_then(|h| h.properties().maximum_len())
             .map_or(MAX_REACH, |n| n.min(MAX_REACH));
+        // Every match starts with an anchor: the regex can be run anchored at each hit.
+        let starts_at_anchor = regex.is_some()
+            && spec.scanner.is_none()
+            && hir
+                .as_ref()
+                .is_some_and(|h| literals::starts_with_anchor(h, &anchors));
         let hit_check = if let Some(check) = &spec.hit_check {
             let check_fail = |m: String| fail(format!("hit_check: {m}"));
             let check_hir = parse_regex(check, spec.unicode).map_err(check_fail)?;
@@ -655,11 +663,7 @@ impl Rule {
             HitCheck::JsonKey
         } else {
             match (&regex, &hir) {
-                (Some(re), Some(hir))
-                    if reach <= MAX_CHECK_REACH
-                        && spec.scanner.is_none()
-                        && literals::starts_with_anchor(hir, &anchors) =>
-                {
+                (Some(re), Some(_)) if reach <= MAX_CHECK_REACH && starts_at_anchor => {
                     HitCheck::Regex {
                         regex: re.clone(),
                         reach,
@@ -689,6 +693,7 @@ impl Rule {
             reach,
             hit_check,
             group_is_match,
+            starts_at_anchor,
         })
     }
 
