@@ -122,10 +122,11 @@ impl Matcher {
         // trigger the same rules, so that line gets a closer, decoded look.
         let mut patterns: Vec<(Vec<u8>, Vec<u8>)> =
             literals.iter().map(|l| (l.clone(), l.clone())).collect();
+        let mut seen: std::collections::HashSet<Vec<u8>> = literals.iter().cloned().collect();
         for lit in &literals {
             for once in json_escaped(lit) {
                 for v in json_escaped(&once).into_iter().chain([once]) {
-                    if !patterns.iter().any(|(p, _)| *p == v) {
+                    if seen.insert(v.clone()) {
                         patterns.push((v, lit.clone()));
                     }
                 }
@@ -138,7 +139,7 @@ impl Matcher {
             let mut offsets = Vec::new();
             for (i, r) in rules.iter().enumerate() {
                 for a in &r.anchors {
-                    offsets.extend(memchr::memmem::find_iter(base, a).map(|at| (i, at)));
+                    offsets.extend(occurrences(base, a).map(|at| (i, at)));
                 }
             }
             trigger_offsets.push(offsets);
@@ -164,7 +165,7 @@ impl Matcher {
                 let short = &patterns[q];
                 let proper = q != d && short.len() < long.len();
                 proper
-                    .then(|| memchr::memmem::find(long, short).map(|k| (q, k)))
+                    .then(|| occurrences(long, short).next().map(|k| (q, k)))
                     .flatten()
             });
             match inner {
@@ -180,7 +181,7 @@ impl Matcher {
             // all searched).
             if let Some((q, k)) = ids
                 .iter()
-                .find_map(|&q| memchr::memmem::find(long, &patterns[q]).map(|k| (q, k)))
+                .find_map(|&q| occurrences(long, &patterns[q]).next().map(|k| (q, k)))
             {
                 extensions[q].push((d, k));
             }
@@ -466,7 +467,7 @@ impl Matcher {
                     || rule
                         .exact_anchors
                         .iter()
-                        .any(|a| memchr::memmem::find(&text[start..end], a).is_some());
+                        .any(|a| occurrences(&text[start..end], a).next().is_some());
                 if !exact {
                     continue;
                 }
@@ -631,6 +632,17 @@ impl Matcher {
         // the secret (`fe80::1[fe80::1`) may start the next match.
         Some(g.end.max(m.start() + 1))
     }
+}
+
+/// Where `needle` occurs in `haystack`, overlaps included. Both are a few bytes long (anchor
+/// literals): a plain scan beats building a `memmem` searcher, which the matcher's start-up
+/// would do some hundred thousand times.
+fn occurrences<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    haystack
+        .windows(needle.len().max(1))
+        .enumerate()
+        .filter(move |(_, w)| w.first() == needle.first() && *w == needle)
+        .map(|(i, _)| i)
 }
 
 /// Whether a hit-check regex matches anchored at `haystack[at..]`, looking at most `reach`
