@@ -70,6 +70,40 @@ pub(crate) struct TriggerScan {
     next: usize,
     searched_to: usize,
     colon: Option<usize>,
+    newlines: NewlineMemo,
+}
+
+/// What the hit checks in one region know of its newlines: none in `from..to`, and one at
+/// `to` when `newline` is set. Hits on a long line then search for its end once, not once each.
+#[derive(Debug, Default)]
+struct NewlineMemo {
+    from: usize,
+    to: usize,
+    newline: bool,
+}
+
+impl NewlineMemo {
+    /// The first newline in `text[at..horizon]`, else `horizon`.
+    fn line_end(&mut self, text: &[u8], at: usize, horizon: usize) -> usize {
+        if !(self.from..=self.to).contains(&at) {
+            *self = NewlineMemo {
+                from: at,
+                to: at,
+                newline: false,
+            };
+        }
+        if self.newline || self.to >= horizon {
+            return self.to.min(horizon);
+        }
+        match memchr::memchr(b'\n', &text[self.to..horizon]) {
+            Some(i) => {
+                self.to += i;
+                self.newline = true;
+            }
+            None => self.to = horizon,
+        }
+        self.to
+    }
 }
 
 /// Per-thread scratch: regex caches and buffers reused across calls.
@@ -309,7 +343,7 @@ impl Matcher {
                     .find_starting_in(text, at..scan.searched_to, &mut scan.hits);
                 continue;
             };
-            if self.hit_may_fire(text, start, self.searched[p], cache) {
+            if self.hit_may_fire(text, start, self.searched[p], &mut scan.newlines, cache) {
                 break Some(start);
             }
             scan.next += 1;
@@ -348,15 +382,22 @@ impl Matcher {
 
     /// Whether the searched literal `pattern` found at `text[at..]`, or a longer literal that
     /// contains it there, may lead to a secret.
-    fn hit_may_fire(&self, text: &[u8], at: usize, pattern: usize, cache: &mut MatchCache) -> bool {
-        self.literal_may_fire(text, at, pattern, cache)
+    fn hit_may_fire(
+        &self,
+        text: &[u8],
+        at: usize,
+        pattern: usize,
+        newlines: &mut NewlineMemo,
+        cache: &mut MatchCache,
+    ) -> bool {
+        self.literal_may_fire(text, at, pattern, newlines, cache)
             || self.extensions[pattern].iter().any(|&(long, k)| {
                 let lit = &self.literals[long];
                 at >= k
                     && text
                         .get(at - k..at - k + lit.len())
                         .is_some_and(|t| t.eq_ignore_ascii_case(lit))
-                    && self.literal_may_fire(text, at - k, long, cache)
+                    && self.literal_may_fire(text, at - k, long, newlines, cache)
             })
     }
 
@@ -366,6 +407,7 @@ impl Matcher {
         text: &[u8],
         at: usize,
         pattern: usize,
+        newlines: &mut NewlineMemo,
         cache: &mut MatchCache,
     ) -> bool {
         let offsets = &self.trigger_offsets[pattern];
@@ -377,7 +419,7 @@ impl Matcher {
         // far, not through a long line once per hit. Past it, a check that runs out of text
         // lets the hit through.
         let horizon = text.len().min(at + CHECK_HORIZON);
-        let line_end = memchr::memchr(b'\n', &text[at..horizon]).map_or(horizon, |i| at + i);
+        let line_end = newlines.line_end(text, at, horizon);
         let cut = line_end < text.len() && text[line_end] != b'\n';
         let mut decoded = false;
         for &(r, offset) in offsets {
@@ -939,6 +981,23 @@ mod tests {
         );
         // The second anchor lies inside the first match: not a start of its own.
         assert_eq!(out(true, "qrs12qrs34"), "[REDACTED:chain]34");
+    }
+
+    proptest::proptest! {
+        /// The memo answers as a fresh search would, for hits in any order.
+        #[test]
+        fn newline_memo_answers_as_a_search(
+            text in proptest::collection::vec(proptest::sample::select(b"ab\n".to_vec()), 0..200),
+            queries in proptest::collection::vec((0usize..200, 0usize..50), 0..30),
+        ) {
+            let mut memo = NewlineMemo::default();
+            for (at, reach) in queries {
+                let at = at.min(text.len());
+                let horizon = (at + reach).min(text.len());
+                let want = memchr::memchr(b'\n', &text[at..horizon]).map_or(horizon, |i| at + i);
+                proptest::prop_assert_eq!(memo.line_end(&text, at, horizon), want);
+            }
+        }
     }
 
     #[test]

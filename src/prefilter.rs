@@ -521,7 +521,10 @@ mod avx2 {
         while pos < end && pos + LANES + WIDTH - 1 <= text.len() {
             // SAFETY: the loads read `text[pos..pos + 35]`, in bounds by the loop condition.
             let acc = unsafe { fingerprint(&lo, &hi, text.as_ptr().add(pos)) };
-            report(fp, text, pos, end - pos, acc, starts, out);
+            let hits = candidates(&acc, end - pos);
+            if hits != 0 {
+                report(fp, text, pos, hits, acc, starts, out);
+            }
             pos += LANES;
         }
         if pos < end {
@@ -535,7 +538,10 @@ mod avx2 {
             while pos + t < end {
                 // SAFETY: `t <= 32`, so the loads read `tail[t..t + 35]`, within its 67 bytes.
                 let acc = unsafe { fingerprint(&lo, &hi, tail.as_ptr().add(t)) };
-                report(fp, text, pos + t, end - pos - t, acc, starts, out);
+                let hits = candidates(&acc, end - pos - t);
+                if hits != 0 {
+                    report(fp, text, pos + t, hits, acc, starts, out);
+                }
                 t += LANES;
             }
         }
@@ -573,30 +579,36 @@ mod avx2 {
         acc
     }
 
-    /// Verifies the candidates of the first `limit` (at most 32) window positions from `base`.
+    /// The window positions (bits) among the first `limit` where some bucket's tables admit
+    /// the bytes. Kept apart from [`report`] so that the loop inlines it and calls out only for
+    /// a block with candidates.
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn report<const S: usize>(
-        fp: &Fingerprint,
-        text: &[u8],
-        base: usize,
-        limit: usize,
-        acc: [__m256i; S],
-        starts: &Range<usize>,
-        out: &mut Vec<(usize, usize)>,
-    ) {
+    fn candidates<const S: usize>(acc: &[__m256i; S], limit: usize) -> u32 {
         let mut any = acc[0];
         for a in &acc[1..] {
             any = _mm256_or_si256(any, *a);
         }
         let none = _mm256_cmpeq_epi8(any, _mm256_setzero_si256());
-        let mut hits = !(_mm256_movemask_epi8(none) as u32);
+        let hits = !(_mm256_movemask_epi8(none) as u32);
         if limit < LANES {
-            hits &= (1u32 << limit) - 1;
+            hits & ((1u32 << limit) - 1)
+        } else {
+            hits
         }
-        if hits == 0 {
-            return;
-        }
+    }
+
+    /// Verifies the candidates `hits` (bits) of the 32 window positions from `base`.
+    #[target_feature(enable = "avx2")]
+    fn report<const S: usize>(
+        fp: &Fingerprint,
+        text: &[u8],
+        base: usize,
+        mut hits: u32,
+        acc: [__m256i; S],
+        starts: &Range<usize>,
+        out: &mut Vec<(usize, usize)>,
+    ) {
         let mut lanes = [[0u8; LANES]; S];
         for (lane, a) in lanes.iter_mut().zip(acc) {
             // SAFETY: `lane` is 32 writable bytes.
