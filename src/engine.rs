@@ -605,11 +605,13 @@ impl Matcher {
             }
             // Anchored at each start, skipping those inside the last match as the window
             // search above would: the same matches, without the reverse scan for their starts.
+            starts.dedup();
             let mut next = 0;
             for at in starts {
                 if at >= next {
+                    // A match is at most `reach` long (look-around sees past the span).
                     let input = Input::new(text)
-                        .span(at..text.len())
+                        .span(at..(at + reach).min(text.len()))
                         .anchored(regex_automata::Anchored::Yes);
                     next = confirm(&input).unwrap_or(next);
                 }

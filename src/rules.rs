@@ -368,7 +368,8 @@ pub(crate) struct Rule {
     pub hit_check: HitCheck,
     /// The secret group spans the whole match (`\b(…)\b`): no capture search is needed.
     pub group_is_match: bool,
-    /// Every match starts with one of the anchors, so the regex can run anchored at a hit.
+    /// Every match starts with one of the anchors and is at most `reach` (≤ 2 KiB) long, so
+    /// the regex can run anchored at a hit, over `reach` bytes.
     pub starts_at_anchor: bool,
 }
 
@@ -641,8 +642,10 @@ impl Rule {
             .as_ref()
             .and_then(|h| h.properties().maximum_len())
             .map_or(MAX_REACH, |n| n.min(MAX_REACH));
-        // Every match starts with an anchor: the regex can be run anchored at each hit.
+        // Every match starts with an anchor and is at most `reach` long: the regex itself can
+        // check a hit, and confirm it, anchored there at a bounded cost.
         let starts_at_anchor = regex.is_some()
+            && reach <= MAX_CHECK_REACH
             && spec.scanner.is_none()
             && hir
                 .as_ref()
@@ -663,12 +666,10 @@ impl Rule {
             HitCheck::JsonKey
         } else {
             match (&regex, &hir) {
-                (Some(re), Some(_)) if reach <= MAX_CHECK_REACH && starts_at_anchor => {
-                    HitCheck::Regex {
-                        regex: re.clone(),
-                        reach,
-                    }
-                }
+                (Some(re), Some(_)) if starts_at_anchor => HitCheck::Regex {
+                    regex: re.clone(),
+                    reach,
+                },
                 _ => HitCheck::None,
             }
         };

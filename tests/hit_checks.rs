@@ -184,3 +184,30 @@ fn a_key_with_a_dotted_prefix_is_not_held_back() {
         assert_ne!(a, input.as_bytes(), "{input}");
     }
 }
+
+/// A long line of hits that all fail must cost time linear in its length: each hit is
+/// checked or confirmed over a bounded span, never to the end of the line. (`eyJ-eyJ-…`: every
+/// `eyJ` starts a would-be JWT whose character class runs to the end of the line; the `\u0041`
+/// escape sends the line to the close look. Confirming each hit over the rest of the line took
+/// 14 s for 200 KB.) Times are compared between two sizes, so a slow machine does not matter.
+#[test]
+fn a_line_of_failing_hits_costs_linear_time() {
+    let (checked, _) = scrubbers();
+    let line = |reps: usize| format!("\\u0041 {}\n", "eyJ-".repeat(reps)).into_bytes();
+    let time = |input: &[u8]| {
+        (0..3)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let out = checked.scrub_bytes(input);
+                assert_eq!(out, input, "nothing here is a secret");
+                started.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    };
+    let (small, large) = (line(8_000), line(32_000));
+    time(&small); // regexes compile on first use
+    let ratio = time(&large).as_secs_f64() / time(&small).as_secs_f64().max(1e-6);
+    // Linear: about 4; quadratic: about 16.
+    assert!(ratio < 9.0, "4x the input took {ratio:.1}x the time");
+}
