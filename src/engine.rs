@@ -12,7 +12,7 @@ use regex_automata::Input;
 
 use crate::json;
 use crate::mask::Mask;
-use crate::prefilter::Prefilter;
+use crate::prefilter::{occurs_at, Prefilter};
 use crate::rules::{key_matches, normalize_key, AnchorCase, HitCheck, LazyRegex, Rule, Scanner};
 
 /// The block-level search looks this far ahead at a time: hits past a triggered line's end
@@ -337,7 +337,6 @@ impl Matcher {
                     break None;
                 }
                 scan.searched_to = (at + STRETCH).min(text.len());
-                scan.hits.clear();
                 scan.next = 0;
                 self.prefilter
                     .find_starting_in(text, at..scan.searched_to, &mut scan.hits);
@@ -391,13 +390,24 @@ impl Matcher {
         cache: &mut MatchCache,
     ) -> bool {
         self.literal_may_fire(text, at, pattern, newlines, cache)
-            || self.extensions[pattern].iter().any(|&(long, k)| {
-                let lit = &self.literals[long];
-                at >= k
-                    && text
-                        .get(at - k..at - k + lit.len())
-                        .is_some_and(|t| t.eq_ignore_ascii_case(lit))
-                    && self.literal_may_fire(text, at - k, long, newlines, cache)
+            || self
+                .extensions_at(text, at, pattern)
+                .any(|(start, long)| self.literal_may_fire(text, start, long, newlines, cache))
+    }
+
+    /// The longer literals containing the searched literal `pattern` that occur around its hit
+    /// at `at`: their starts and ids.
+    fn extensions_at<'a>(
+        &'a self,
+        text: &'a [u8],
+        at: usize,
+        pattern: usize,
+    ) -> impl Iterator<Item = (usize, usize)> + 'a {
+        self.extensions[pattern]
+            .iter()
+            .filter_map(move |&(long, k)| {
+                let start = at.checked_sub(k)?;
+                occurs_at(text, start, &self.literals[long]).then_some((start, long))
             })
     }
 
@@ -472,22 +482,12 @@ impl Matcher {
     /// searched ones from the prefilter, and around each of their hits the longer literals
     /// that contain them.
     fn literal_hits(&self, text: &[u8], out: &mut Vec<(usize, usize)>) {
-        out.clear();
         self.prefilter.find_starting_in(text, 0..text.len(), out);
         for i in 0..out.len() {
-            let (at, q) = out[i];
-            let q = self.searched[q];
+            let q = self.searched[out[i].1];
             out[i].1 = q;
-            for &(long, k) in &self.extensions[q] {
-                let lit = &self.literals[long];
-                if at >= k
-                    && text
-                        .get(at - k..at - k + lit.len())
-                        .is_some_and(|t| t.eq_ignore_ascii_case(lit))
-                {
-                    out.push((at - k, long));
-                }
-            }
+            let at = out[i].0;
+            out.extend(self.extensions_at(text, at, q));
         }
         out.sort_unstable_by_key(|&(start, p)| (start, std::cmp::Reverse(self.literals[p].len())));
         out.dedup_by_key(|&mut (start, _)| start);

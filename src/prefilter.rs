@@ -66,7 +66,7 @@ impl Prefilter {
         Ok(Prefilter { imp })
     }
 
-    /// Appends to `out`, sorted by start, each `(start, literal index)` where a literal occurs
+    /// Fills `out`, sorted by start, with each `(start, literal index)` where a literal occurs
     /// in `text` starting in `starts` (it may end past it). When literals start at the same
     /// place, only the longest is reported: a set in which no literal contains another loses
     /// nothing.
@@ -76,12 +76,14 @@ impl Prefilter {
         starts: Range<usize>,
         out: &mut Vec<(usize, usize)>,
     ) {
+        out.clear();
         let (from, to) = (starts.start, starts.end.min(text.len()));
         if from >= to {
             return;
         }
         match &self.imp {
             Imp::Empty => {}
+            // Leftmost-longest: one literal, the longest, per start.
             Imp::Automaton(ac) => {
                 let mut at = from;
                 while let Some(m) = ac.find(Input::new(text).span(at..text.len())) {
@@ -93,26 +95,20 @@ impl Prefilter {
                 }
             }
             Imp::Fingerprint(fp) => {
-                let first = out.len();
                 fp.find_starting_in(text, from..to, out);
-                out[first..].sort_unstable();
-                // Literals starting at the same place: keep the longest.
-                let mut kept = first;
-                for i in first..out.len() {
-                    let (start, lit) = out[i];
-                    if kept > first && out[kept - 1].0 == start {
-                        if fp.literals[lit].len() > fp.literals[out[kept - 1].1].len() {
-                            out[kept - 1] = (start, lit);
-                        }
-                    } else {
-                        out[kept] = (start, lit);
-                        kept += 1;
-                    }
-                }
-                out.truncate(kept);
+                out.sort_unstable_by_key(|&(start, lit)| {
+                    (start, std::cmp::Reverse(fp.literals[lit].len()), lit)
+                });
+                out.dedup_by_key(|&mut (start, _)| start);
             }
         }
     }
+}
+
+/// Whether `lit` (lower case) occurs at `text[start..]`, any ASCII case.
+pub(crate) fn occurs_at(text: &[u8], start: usize, lit: &[u8]) -> bool {
+    text.get(start..start + lit.len())
+        .is_some_and(|t| t.eq_ignore_ascii_case(lit))
 }
 
 fn simd_available() -> bool {
@@ -186,37 +182,33 @@ fn rarity(b: u8) -> u32 {
 impl Fingerprint {
     fn new(literals: &[Vec<u8>]) -> Fingerprint {
         let offsets: Vec<usize> = literals.iter().map(|l| rarest_window(l)).collect();
-        let window = |i: usize| -> Vec<u8> {
-            let l = &literals[i];
-            l[offsets[i]..(offsets[i] + WIDTH).min(l.len())]
-                .iter()
-                .map(|&b| fold(b))
-                .collect()
-        };
+        let windows: Vec<Vec<u8>> = literals
+            .iter()
+            .zip(&offsets)
+            .map(|(l, &k)| {
+                l[k..(k + WIDTH).min(l.len())]
+                    .iter()
+                    .map(|&b| fold(b))
+                    .collect()
+            })
+            .collect();
         let sets = literals.len().div_ceil(8).clamp(1, MAX_SETS);
-        let buckets = assign_buckets(
-            &(0..literals.len()).map(window).collect::<Vec<_>>(),
-            8 * sets,
-        );
+        let buckets = assign_buckets(&windows, 8 * sets);
+        // Each bucket's tables admit the nibbles its shape does.
         let mut lo = [[[0u8; 16]; MAX_SETS]; WIDTH];
         let mut hi = [[[0u8; 16]; MAX_SETS]; WIDTH];
         for (b, members) in buckets.iter().enumerate() {
             let (s, bit) = (b / 8, 1u8 << (b % 8));
-            for &i in members {
-                let w = window(i);
-                for j in 0..WIDTH {
-                    match w.get(j) {
-                        Some(&c) => {
-                            lo[j][s][usize::from(c & 0xf)] |= bit;
-                            hi[j][s][usize::from(c >> 4)] |= bit;
-                        }
-                        // Past a short literal's end: any byte.
-                        None => {
-                            for n in 0..16 {
-                                lo[j][s][n] |= bit;
-                                hi[j][s][n] |= bit;
-                            }
-                        }
+            let shape = members
+                .iter()
+                .fold(Shape::default(), |shape, &i| shape.with(&windows[i]));
+            for j in 0..WIDTH {
+                for n in 0..16 {
+                    if shape.lo[j] & (1 << n) != 0 {
+                        lo[j][s][n] |= bit;
+                    }
+                    if shape.hi[j] & (1 << n) != 0 {
+                        hi[j][s][n] |= bit;
                     }
                 }
             }
@@ -226,7 +218,7 @@ impl Fingerprint {
         for members in &buckets {
             for &i in members {
                 let (mut key, mut mask) = (0u32, 0u32);
-                for (j, &c) in window(i).iter().enumerate() {
+                for (j, &c) in windows[i].iter().enumerate() {
                     key |= u32::from(c) << (8 * j);
                     mask |= 0xff << (8 * j);
                 }
@@ -303,12 +295,7 @@ impl Fingerprint {
             let Some(start) = p.checked_sub(e.offset) else {
                 continue;
             };
-            let lit = &self.literals[e.literal];
-            if starts.contains(&start)
-                && text
-                    .get(start..start + lit.len())
-                    .is_some_and(|t| t.eq_ignore_ascii_case(lit))
-            {
+            if starts.contains(&start) && occurs_at(text, start, &self.literals[e.literal]) {
                 out.push((start, e.literal));
             }
         }
@@ -502,6 +489,8 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     const LANES: usize = 32;
+    /// The bytes read for 32 window positions.
+    const BLOCK: usize = LANES + WIDTH - 1;
 
     /// The nibble tables of one window position and table set, in both halves of a register.
     type Tables<const S: usize> = [[__m256i; S]; WIDTH];
@@ -531,54 +520,46 @@ mod avx2 {
                 hi[j][s] = table(&fp.hi[j][s]);
             }
         }
+        let mut tail;
         let mut pos = starts.start;
-        while pos < end && pos + LANES + WIDTH - 1 <= text.len() {
-            // SAFETY: the loads read `text[pos..pos + 35]`, in bounds by the loop condition.
-            let acc = unsafe { fingerprint(&lo, &hi, text.as_ptr().add(pos)) };
+        while pos < end {
+            let whole = text.get(pos..pos + BLOCK).and_then(|b| b.try_into().ok());
+            let block: &[u8; BLOCK] = match whole {
+                Some(block) => block,
+                None => {
+                    // The last positions (fewer than 35 bytes are left) from a zero-padded
+                    // copy. Zeros fold to spaces; a literal that would run into them fails
+                    // verification, which reads the text itself.
+                    let rest = &text[pos..];
+                    tail = [0u8; BLOCK];
+                    tail[..rest.len()].copy_from_slice(rest);
+                    &tail
+                }
+            };
+            let acc = fingerprint(&lo, &hi, block);
             let hits = candidates(&acc, end - pos);
             if hits != 0 {
                 report(fp, text, pos, hits, acc, starts, out);
             }
             pos += LANES;
         }
-        if pos < end {
-            // The last positions (at most 34, as the loop stopped) from a zero-padded copy, so
-            // that no load reads past the text. Zeros fold to spaces; a literal that would run
-            // into them fails verification, which reads the text itself.
-            let mut tail = [0u8; 2 * LANES + WIDTH - 1];
-            let n = (text.len() - pos).min(tail.len());
-            tail[..n].copy_from_slice(&text[pos..pos + n]);
-            let mut t = 0;
-            while pos + t < end {
-                // SAFETY: `t <= 32`, so the loads read `tail[t..t + 35]`, within its 67 bytes.
-                let acc = unsafe { fingerprint(&lo, &hi, tail.as_ptr().add(t)) };
-                let hits = candidates(&acc, end - pos - t);
-                if hits != 0 {
-                    report(fp, text, pos + t, hits, acc, starts, out);
-                }
-                t += LANES;
-            }
-        }
     }
 
-    /// For each of the 32 window positions from `at`: the buckets (one bit each, per table
+    /// For each of the 32 window positions of `block`: the buckets (one bit each, per table
     /// set) whose tables admit the four bytes there.
-    ///
-    /// # Safety
-    /// `at..at + 35` must be readable, and the CPU must support AVX2.
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn fingerprint<const S: usize>(
+    fn fingerprint<const S: usize>(
         lo: &Tables<S>,
         hi: &Tables<S>,
-        at: *const u8,
+        block: &[u8; BLOCK],
     ) -> [__m256i; S] {
         let folded = _mm256_set1_epi8(fold(0) as i8);
         let nibble = _mm256_set1_epi8(0xf);
         let mut acc = [_mm256_set1_epi8(-1); S];
         for j in 0..WIDTH {
-            // SAFETY: `at + j + 32 <= at + 35`, readable by the caller's promise.
-            let bytes = unsafe { _mm256_loadu_si256(at.add(j).cast()) };
+            // SAFETY: reads `block[j..j + 32]`, within its 35 bytes as `j < 4`.
+            let bytes = unsafe { _mm256_loadu_si256(block.as_ptr().add(j).cast()) };
             let bytes = _mm256_or_si256(bytes, folded);
             let low = _mm256_and_si256(bytes, nibble);
             let high = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nibble);
