@@ -2,7 +2,7 @@
 # Builds and runs every cargo-fuzz target for N seconds each (default 60).
 # Usage: fuzz/run.sh [SECONDS] [TARGET...]
 # FUZZ_SANITIZER (default none; e.g. address) picks cargo-fuzz's sanitizer. The crate's only
-# unsafe code is the AVX2 literal search (src/prefilter.rs), whose loads are bounds-checked by
+# unsafe code is the AVX2 and AVX-512 literal search (src/prefilter.rs), whose loads are bounds-checked by
 # its loop condition and tested against brute force; without ASan the targets run about 4x as
 # many inputs per second. Run with FUZZ_SANITIZER=address after changing that file.
 # FUZZ_BUDGET (default 540) caps the whole script, installing cargo-fuzz and building included,

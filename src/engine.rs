@@ -44,6 +44,9 @@ pub(crate) struct Matcher {
     check_reach: Vec<usize>,
     ipv6_rules: Vec<usize>,
     digits_colon_rules: Vec<usize>,
+    /// The prefilter's index of the colon scanners' class window, when they are active: a hit
+    /// at `p` is a `:` at `p + 3`.
+    colon_window: Option<usize>,
     unanchored: Vec<usize>,
     /// For each literal: whether it is a JSON-escaped spelling of an anchor.
     escaped: Vec<bool>,
@@ -61,15 +64,14 @@ pub(crate) struct Matcher {
     block_openers: Option<AhoCorasick>,
 }
 
-/// Where the block-level search stands in one region: the literal hits found ahead (sorted,
-/// those before `next` consumed), how far the text has been searched for them, and the next
-/// colon-scanner hit (`usize::MAX`: none left), so that no byte is searched twice.
+/// Where the block-level search stands in one region: the prefilter's hits found ahead
+/// (sorted, those before `next` consumed) and how far the text has been searched for them, so
+/// that no byte is searched twice.
 #[derive(Debug, Default)]
 pub(crate) struct TriggerScan {
     hits: Vec<(usize, usize)>,
     next: usize,
     searched_to: usize,
-    colon: Option<usize>,
     newlines: NewlineMemo,
 }
 
@@ -111,6 +113,8 @@ pub(crate) struct MatchCache {
     regex: Vec<Option<(meta::Cache, Captures)>>,
     /// Literal hits in the text being looked at closely: start and literal.
     literal_hits: Vec<(usize, usize)>,
+    /// Where the colon scanners may fire in that text.
+    colons: Vec<usize>,
     /// Rule hits: rule, span of the literal (or, when the last field is set, the anchor and
     /// literal end: the rule's regex is run anchored at the start).
     hits: Vec<(usize, usize, usize, bool)>,
@@ -220,8 +224,25 @@ impl Matcher {
                 extensions[q].push((d, k));
             }
         }
-        let prefilter =
-            Prefilter::new(&ids.iter().map(|&i| patterns[i].clone()).collect::<Vec<_>>())?;
+        let with = |s: Scanner| -> Vec<usize> {
+            rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.scanner == Some(s))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let (ipv6_rules, digits_colon_rules) = (with(Scanner::Ipv6), with(Scanner::DigitsColon));
+        // Both scanners look at a `:` after at least four hex digits: the prefilter finds the
+        // last three and the colon, in the same pass as the literals.
+        let colon = (!ipv6_rules.is_empty() || !digits_colon_rules.is_empty()).then(|| {
+            let hex = b"0123456789abcdefABCDEF".to_vec();
+            vec![hex.clone(), hex.clone(), hex, b":".to_vec()]
+        });
+        let prefilter = Prefilter::new(
+            &ids.iter().map(|&i| patterns[i].clone()).collect::<Vec<_>>(),
+            colon.as_slice(),
+        )?;
         let block_rules: Vec<usize> = (0..rules.len())
             .filter(|&r| rules[r].block_end.is_some())
             .collect();
@@ -243,17 +264,10 @@ impl Matcher {
                     .map_err(|e| format!("block openers: {e}"))?,
             )
         };
-        let with = |s: Scanner| -> Vec<usize> {
-            rules
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.scanner == Some(s))
-                .map(|(i, _)| i)
-                .collect()
-        };
         Ok(Matcher {
-            ipv6_rules: with(Scanner::Ipv6),
-            digits_colon_rules: with(Scanner::DigitsColon),
+            colon_window: colon.map(|_| ids.len()),
+            ipv6_rules,
+            digits_colon_rules,
             unanchored: rules
                 .iter()
                 .enumerate()
@@ -290,6 +304,7 @@ impl Matcher {
         MatchCache {
             regex: self.rules.iter().map(|_| None).collect(),
             literal_hits: Vec::new(),
+            colons: Vec::new(),
             hits: Vec::new(),
             candidates: Vec::new(),
             window: Vec::new(),
@@ -312,13 +327,9 @@ impl Matcher {
         !self.unanchored.is_empty()
     }
 
-    fn has_colon_scanners(&self) -> bool {
-        !self.ipv6_rules.is_empty() || !self.digits_colon_rules.is_empty()
-    }
-
-    /// The first position at or after `from` where an anchor or a scanner could fire. This is
-    /// the block-level fast path: anchor hits are checked in place (see [`HitCheck`]) and only
-    /// those that may lead to a secret are reported.
+    /// A position at or after `from`, on the first line where an anchor or a scanner could
+    /// fire. This is the block-level fast path: anchor hits are checked in place (see
+    /// [`HitCheck`]) and only those that may lead to a secret are reported.
     pub fn next_trigger(
         &self,
         text: &[u8],
@@ -326,7 +337,7 @@ impl Matcher {
         scan: &mut TriggerScan,
         cache: &mut MatchCache,
     ) -> Option<usize> {
-        let anchor = loop {
+        loop {
             while scan.hits.get(scan.next).is_some_and(|&(s, _)| s < from) {
                 scan.next += 1;
             }
@@ -334,7 +345,7 @@ impl Matcher {
                 // Nothing found ahead: search the next stretch.
                 let at = scan.searched_to.max(from);
                 if at >= text.len() {
-                    break None;
+                    return None;
                 }
                 scan.searched_to = (at + STRETCH).min(text.len());
                 scan.next = 0;
@@ -342,29 +353,15 @@ impl Matcher {
                     .find_starting_in(text, at..scan.searched_to, &mut scan.hits);
                 continue;
             };
-            if self.hit_may_fire(text, start, self.searched[p], &mut scan.newlines, cache) {
-                break Some(start);
+            let fires = if Some(p) == self.colon_window {
+                self.colon_fires(text, start + 3)
+            } else {
+                self.hit_may_fire(text, start, self.searched[p], &mut scan.newlines, cache)
+            };
+            if fires {
+                return Some(start);
             }
             scan.next += 1;
-        };
-        let colon = if self.has_colon_scanners() {
-            match scan.colon {
-                Some(usize::MAX) => None,
-                Some(c) if c >= from => Some(c),
-                _ => {
-                    let found = memchr::memchr_iter(b':', &text[from..])
-                        .map(|i| from + i)
-                        .find(|&q| self.colon_fires(text, q));
-                    scan.colon = Some(found.unwrap_or(usize::MAX));
-                    found
-                }
-            }
-        } else {
-            None
-        };
-        match (anchor, colon) {
-            (Some(a), Some(c)) => Some(a.min(c)),
-            (a, c) => a.or(c),
         }
     }
 
@@ -480,9 +477,17 @@ impl Matcher {
 
     /// Every literal occurring in `text`, the longest at each start, sorted by start: the
     /// searched ones from the prefilter, and around each of their hits the longer literals
-    /// that contain them.
-    fn literal_hits(&self, text: &[u8], out: &mut Vec<(usize, usize)>) {
+    /// that contain them. The colon scanners' hits (where the `:` is) go to `colons`.
+    fn literal_hits(&self, text: &[u8], out: &mut Vec<(usize, usize)>, colons: &mut Vec<usize>) {
         self.prefilter.find_starting_in(text, 0..text.len(), out);
+        colons.clear();
+        out.retain(|&(at, p)| {
+            let colon = Some(p) == self.colon_window;
+            if colon {
+                colons.push(at + 3);
+            }
+            !colon
+        });
         for i in 0..out.len() {
             let q = self.searched[out[i].1];
             out[i].1 = q;
@@ -499,7 +504,7 @@ impl Matcher {
     pub fn find(&self, text: &[u8], cache: &mut MatchCache, mask: &Mask, out: &mut Vec<Span>) {
         out.clear();
         cache.hits.clear();
-        self.literal_hits(text, &mut cache.literal_hits);
+        self.literal_hits(text, &mut cache.literal_hits, &mut cache.colons);
         let literal_hits = std::mem::take(&mut cache.literal_hits);
         for &(start, p) in &literal_hits {
             let end = start + self.literals[p].len();
@@ -528,20 +533,17 @@ impl Matcher {
             }
         }
         cache.literal_hits = literal_hits;
-        if self.has_colon_scanners() {
-            for q in memchr::memchr_iter(b':', text) {
-                if let Some(start) = ipv6_colon(text, q) {
-                    cache
-                        .hits
-                        .extend(self.ipv6_rules.iter().map(|&r| (r, start, q + 1, false)));
-                }
-                if digits_colon(text, q) {
-                    cache.hits.extend(
-                        self.digits_colon_rules
-                            .iter()
-                            .map(|&r| (r, q, q + 1, false)),
-                    );
-                }
+        for &q in &cache.colons {
+            if let Some(start) = ipv6_colon(text, q) {
+                let hits = self.ipv6_rules.iter().map(|&r| (r, start, q + 1, false));
+                cache.hits.extend(hits);
+            }
+            if digits_colon(text, q) {
+                let hits = self
+                    .digits_colon_rules
+                    .iter()
+                    .map(|&r| (r, q, q + 1, false));
+                cache.hits.extend(hits);
             }
         }
         cache
@@ -926,7 +928,7 @@ mod tests {
                 text.extend(std::iter::repeat_n(b" \\\"x"[usize::from(noise)], usize::from(noise)));
             }
             let mut hits = Vec::new();
-            m.literal_hits(&text, &mut hits);
+            m.literal_hits(&text, &mut hits, &mut Vec::new());
             // Literals of equal length at a start are equal, case aside: compare lengths.
             let hits: Vec<(usize, usize)> =
                 hits.iter().map(|&(s, p)| (s, m.literals[p].len())).collect();

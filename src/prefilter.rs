@@ -13,6 +13,11 @@
 //! - case is folded in the register (`byte | 0x20` on both sides), not in a copy;
 //! - up to 32 buckets (four sets of tables) are searched in one pass.
 //!
+//! Where the CPU has AVX-512 VBMI, one `vpermb` per window position and table set looks a
+//! byte's class (its six bits other than the case bit, see [`class`]) up in a 64-entry table:
+//! half the lookups of the nibble pair, each over 64 bytes, and exact where the nibble pair
+//! admits every combination of its members' nibbles.
+//!
 //! Candidates are verified exactly (`eq_ignore_ascii_case`). Without AVX2 (other CPUs, or
 //! x86-64 machines that lack it) an aho-corasick DFA does the same job more slowly.
 
@@ -28,10 +33,28 @@ const MAX_SETS: usize = 4;
 /// about 200 literals to search; a user's pack of thousands gets a cheaper assignment).
 const MAX_CLUSTERED: usize = 512;
 
-/// Searches for a fixed set of literals (given lower case) anywhere in a text, any ASCII case.
+/// Searches for a fixed set of literals (given lower case) anywhere in a text, any ASCII case,
+/// and for a few class windows: short runs of bytes each from its own set (`[0-9a-f]{3}:`).
 #[derive(Debug)]
 pub(crate) struct Prefilter {
     imp: Imp,
+    literals: usize,
+    classes: Vec<ClassWindow>,
+}
+
+/// A class window: the bytes admitted at each of its (at most [`WIDTH`]) positions, exactly
+/// (case is not folded). Reported where it starts, after the literals' indices.
+pub(crate) type ClassWindow = Vec<Vec<u8>>;
+
+/// How the literal search runs: the SIMD kernel for the CPU, else an automaton.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// AVX-512 BW and VBMI: class tables, 64 bytes at a time.
+    Classes,
+    /// AVX2: nibble tables, 32 bytes at a time.
+    Nibbles,
+    /// No SIMD kernel: aho-corasick's DFA.
+    Automaton,
 }
 
 #[derive(Debug)]
@@ -42,17 +65,28 @@ enum Imp {
 }
 
 impl Prefilter {
-    /// A searcher for `literals` (ASCII lower case, none empty). The SIMD path is taken when
-    /// the CPU has AVX2.
-    pub fn new(literals: &[Vec<u8>]) -> Result<Prefilter, String> {
-        Prefilter::build(literals, simd_available())
+    /// A searcher for `literals` (ASCII lower case, none empty) and `classes` (at most eight,
+    /// none empty, no set empty), with the fastest kernel the CPU runs.
+    pub fn new(literals: &[Vec<u8>], classes: &[ClassWindow]) -> Result<Prefilter, String> {
+        Prefilter::build(literals, classes, kernels()[0])
     }
 
-    fn build(literals: &[Vec<u8>], simd: bool) -> Result<Prefilter, String> {
-        let imp = if literals.is_empty() {
+    fn build(
+        literals: &[Vec<u8>],
+        classes: &[ClassWindow],
+        kernel: Kernel,
+    ) -> Result<Prefilter, String> {
+        if classes.len() > 8
+            || classes
+                .iter()
+                .any(|c| c.is_empty() || c.len() > WIDTH || c.iter().any(Vec::is_empty))
+        {
+            return Err("class windows: at most 8, of 1 to 4 non-empty sets".into());
+        }
+        let imp = if literals.is_empty() && classes.is_empty() {
             Imp::Empty
-        } else if simd {
-            Imp::Fingerprint(Box::new(Fingerprint::new(literals)))
+        } else if kernel != Kernel::Automaton {
+            Imp::Fingerprint(Box::new(Fingerprint::new(literals, classes, kernel)))
         } else {
             Imp::Automaton(
                 AhoCorasick::builder()
@@ -63,13 +97,17 @@ impl Prefilter {
                     .map_err(|e| format!("literal automaton: {e}"))?,
             )
         };
-        Ok(Prefilter { imp })
+        Ok(Prefilter {
+            imp,
+            literals: literals.len(),
+            classes: classes.to_vec(),
+        })
     }
 
-    /// Fills `out`, sorted by start, with each `(start, literal index)` where a literal occurs
-    /// in `text` starting in `starts` (it may end past it). When literals start at the same
-    /// place, only the longest is reported: a set in which no literal contains another loses
-    /// nothing.
+    /// Fills `out`, sorted by start, with each `(start, index)` where a literal or a class
+    /// window occurs in `text` starting in `starts` (it may end past it); class window `k` has
+    /// index `literals + k`. When literals start at the same place, only the longest is
+    /// reported: a set in which no literal contains another loses nothing.
     pub fn find_starting_in(
         &self,
         text: &[u8],
@@ -93,16 +131,32 @@ impl Prefilter {
                     out.push((m.start(), m.pattern().as_usize()));
                     at = m.start() + 1;
                 }
+                for (k, class) in self.classes.iter().enumerate() {
+                    // A plain scan: only CPUs without a SIMD kernel come here.
+                    out.extend(
+                        (from..to)
+                            .filter(|&p| class_at(text, p, class))
+                            .map(|p| (p, self.literals + k)),
+                    );
+                }
+                out.sort_unstable();
             }
             Imp::Fingerprint(fp) => {
                 fp.find_starting_in(text, from..to, out);
-                out.sort_unstable_by_key(|&(start, lit)| {
-                    (start, std::cmp::Reverse(fp.literals[lit].len()), lit)
-                });
-                out.dedup_by_key(|&mut (start, _)| start);
+                let len = |i: usize| fp.literals.get(i).map_or(0, Vec::len);
+                out.sort_unstable_by_key(|&(start, i)| (start, std::cmp::Reverse(len(i)), i));
+                // One literal per start; class windows are kept whatever starts with them.
+                let literal = |i: usize| i < self.literals;
+                out.dedup_by(|b, a| a.0 == b.0 && literal(a.1) && literal(b.1));
             }
         }
     }
+}
+
+/// Whether class window `class` occurs at `text[start..]`.
+fn class_at(text: &[u8], start: usize, class: &ClassWindow) -> bool {
+    text.get(start..start + class.len())
+        .is_some_and(|t| t.iter().zip(class).all(|(b, set)| set.contains(b)))
 }
 
 /// Whether `lit` (lower case) occurs at `text[start..]`, any ASCII case.
@@ -111,21 +165,29 @@ pub(crate) fn occurs_at(text: &[u8], start: usize, lit: &[u8]) -> bool {
         .is_some_and(|t| t.eq_ignore_ascii_case(lit))
 }
 
-fn simd_available() -> bool {
+/// The kernels this CPU runs, fastest first.
+fn kernels() -> Vec<Kernel> {
+    let mut all = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
-        std::is_x86_feature_detected!("avx2")
+        if std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vbmi")
+        {
+            all.push(Kernel::Classes);
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            all.push(Kernel::Nibbles);
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    all.push(Kernel::Automaton);
+    all
 }
 
-/// The nibble tables and buckets of the SIMD search.
+/// The tables and buckets of the SIMD search.
 #[derive(Debug)]
 struct Fingerprint {
+    kernel: Kernel,
     literals: Vec<Vec<u8>>,
+    class_windows: Vec<ClassWindow>,
     max_offset: usize,
     /// Sets of tables in use (1 to [`MAX_SETS`]): fewer literals, fewer sets, faster.
     sets: usize,
@@ -133,6 +195,9 @@ struct Fingerprint {
     /// nibble `n` at window position `j` (after folding); `hi` likewise for the high nibble.
     lo: [[[u8; 16]; MAX_SETS]; WIDTH],
     hi: [[[u8; 16]; MAX_SETS]; WIDTH],
+    /// `classes[j][s][c]`: bit `b` set when a literal of bucket `8·s + b` may have a byte of
+    /// class `c` at window position `j`.
+    classes: [[[u8; 64]; MAX_SETS]; WIDTH],
     /// The literals of every bucket, bucket by bucket: bucket `b` is
     /// `entries[bucket_ends[b]..bucket_ends[b + 1]]`.
     entries: Vec<Entry>,
@@ -158,6 +223,13 @@ fn fold(b: u8) -> u8 {
     b | 0x20
 }
 
+/// A byte's class in the AVX-512 kernel's tables: its bits 0–4, and bit 6 as bit 5. The case
+/// bit (5) is dropped, as [`fold`] drops it; so is bit 7, so a byte above 127 shares a class
+/// with an ASCII one, which costs a verification, never a miss.
+fn class(b: u8) -> usize {
+    usize::from((b & 0x1f) | ((b >> 1) & 0x20))
+}
+
 /// A rough rarity (−log₂ of frequency) of a folded byte in agent transcripts and gateway logs,
 /// for choosing the window a literal is fingerprinted on. Counted on generated transcripts and
 /// blended with English letter frequencies; only the order matters, and only roughly.
@@ -180,7 +252,7 @@ fn rarity(b: u8) -> u32 {
 }
 
 impl Fingerprint {
-    fn new(literals: &[Vec<u8>]) -> Fingerprint {
+    fn new(literals: &[Vec<u8>], classes: &[ClassWindow], kernel: Kernel) -> Fingerprint {
         let offsets: Vec<usize> = literals.iter().map(|l| rarest_window(l)).collect();
         let windows: Vec<Vec<u8>> = literals
             .iter()
@@ -192,16 +264,25 @@ impl Fingerprint {
                     .collect()
             })
             .collect();
-        let sets = literals.len().div_ceil(8).clamp(1, MAX_SETS);
-        let buckets = assign_buckets(&windows, 8 * sets);
-        // Each bucket's tables admit the nibbles its shape does.
+        let sets = (literals.len() + classes.len())
+            .div_ceil(8)
+            .clamp(1, MAX_SETS);
+        // A class window has a bucket of its own, after the literals' buckets.
+        let mut buckets = assign_buckets(&windows, 8 * sets - classes.len(), kernel);
+        buckets.extend((0..classes.len()).map(|k| vec![literals.len() + k]));
+        let shape_of = |i: usize| match classes.get(i.wrapping_sub(literals.len())) {
+            Some(class) => Shape::of_class(class),
+            None => Shape::default().with(&windows[i]),
+        };
+        // Each bucket's tables admit the nibbles and classes its shape does.
         let mut lo = [[[0u8; 16]; MAX_SETS]; WIDTH];
         let mut hi = [[[0u8; 16]; MAX_SETS]; WIDTH];
+        let mut class_tables = [[[0u8; 64]; MAX_SETS]; WIDTH];
         for (b, members) in buckets.iter().enumerate() {
             let (s, bit) = (b / 8, 1u8 << (b % 8));
             let shape = members
                 .iter()
-                .fold(Shape::default(), |shape, &i| shape.with(&windows[i]));
+                .fold(Shape::default(), |shape, &i| shape.union(&shape_of(i)));
             for j in 0..WIDTH {
                 for n in 0..16 {
                     if shape.lo[j] & (1 << n) != 0 {
@@ -211,6 +292,11 @@ impl Fingerprint {
                         hi[j][s][n] |= bit;
                     }
                 }
+                for (c, entry) in class_tables[j][s].iter_mut().enumerate() {
+                    if shape.classes[j] & (1 << c) != 0 {
+                        *entry |= bit;
+                    }
+                }
             }
         }
         let mut entries = Vec::with_capacity(literals.len());
@@ -218,24 +304,29 @@ impl Fingerprint {
         for members in &buckets {
             for &i in members {
                 let (mut key, mut mask) = (0u32, 0u32);
-                for (j, &c) in windows[i].iter().enumerate() {
+                // A class window's entry passes the word test and is checked in full.
+                let window = windows.get(i).map_or(&[][..], Vec::as_slice);
+                for (j, &c) in window.iter().enumerate() {
                     key |= u32::from(c) << (8 * j);
                     mask |= 0xff << (8 * j);
                 }
                 entries.push(Entry {
                     key,
                     mask,
-                    offset: offsets[i],
+                    offset: offsets.get(i).copied().unwrap_or(0),
                     literal: i,
                 });
             }
             bucket_ends.push(entries.len());
         }
         Fingerprint {
+            kernel,
+            classes: class_tables,
             entries,
             bucket_ends,
             max_offset: offsets.iter().copied().max().unwrap_or(0),
             literals: literals.to_vec(),
+            class_windows: classes.to_vec(),
             sets,
             lo,
             hi,
@@ -247,13 +338,17 @@ impl Fingerprint {
         // A literal starting at `s` has its window at `s + offset`.
         let end = (starts.end + self.max_offset).min(text.len());
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: a `Fingerprint` is only built when the CPU has AVX2 (see `Prefilter::build`).
+        // SAFETY: a `Fingerprint` is only built for a kernel the CPU runs (see `kernels`).
         unsafe {
-            match self.sets {
-                1 => avx2::scan::<1>(self, text, end, &starts, out),
-                2 => avx2::scan::<2>(self, text, end, &starts, out),
-                3 => avx2::scan::<3>(self, text, end, &starts, out),
-                _ => avx2::scan::<4>(self, text, end, &starts, out),
+            match (self.kernel, self.sets) {
+                (Kernel::Classes, 1) => avx512::scan::<1>(self, text, end, &starts, out),
+                (Kernel::Classes, 2) => avx512::scan::<2>(self, text, end, &starts, out),
+                (Kernel::Classes, 3) => avx512::scan::<3>(self, text, end, &starts, out),
+                (Kernel::Classes, _) => avx512::scan::<4>(self, text, end, &starts, out),
+                (_, 1) => avx2::scan::<1>(self, text, end, &starts, out),
+                (_, 2) => avx2::scan::<2>(self, text, end, &starts, out),
+                (_, 3) => avx2::scan::<3>(self, text, end, &starts, out),
+                (_, _) => avx2::scan::<4>(self, text, end, &starts, out),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -295,28 +390,50 @@ impl Fingerprint {
             let Some(start) = p.checked_sub(e.offset) else {
                 continue;
             };
-            if starts.contains(&start) && occurs_at(text, start, &self.literals[e.literal]) {
+            let found = match self.literals.get(e.literal) {
+                Some(lit) => occurs_at(text, start, lit),
+                None => class_at(
+                    text,
+                    start,
+                    &self.class_windows[e.literal - self.literals.len()],
+                ),
+            };
+            if found && starts.contains(&start) {
                 out.push((start, e.literal));
             }
         }
     }
 }
 
-/// How often, roughly, a folded byte occurs (see [`rarity`]), as a fraction of all bytes.
-fn frequencies() -> [f64; 256] {
-    let mut f = [0.0; 256];
-    for (b, x) in f.iter_mut().enumerate() {
-        *x = (-f64::from(rarity(b as u8))).exp2();
-    }
-    let total: f64 = f.iter().sum();
-    f.map(|x| x / total)
+/// How often, roughly, each folded byte (see [`rarity`]) and each class of folded bytes
+/// occurs, as a fraction of all bytes.
+struct Frequencies {
+    byte: [f64; 256],
+    class: [f64; 64],
 }
 
-/// The nibbles a bucket admits at each window position, as bit sets.
+impl Frequencies {
+    fn new() -> Frequencies {
+        let mut byte = [0.0; 256];
+        for (b, x) in byte.iter_mut().enumerate() {
+            *x = (-f64::from(rarity(b as u8))).exp2();
+        }
+        let total: f64 = byte.iter().sum();
+        let byte = byte.map(|x| x / total);
+        let mut class = [0.0; 64];
+        for b in (0..=255u8).filter(|&b| b == fold(b)) {
+            class[self::class(b)] += byte[usize::from(b)];
+        }
+        Frequencies { byte, class }
+    }
+}
+
+/// The nibbles and the classes a bucket admits at each window position, as bit sets.
 #[derive(Clone, Copy, Default)]
 struct Shape {
     lo: [u16; WIDTH],
     hi: [u16; WIDTH],
+    classes: [u64; WIDTH],
 }
 
 impl Shape {
@@ -325,8 +442,26 @@ impl Shape {
         for j in 0..WIDTH {
             u.lo[j] |= other.lo[j];
             u.hi[j] |= other.hi[j];
+            u.classes[j] |= other.classes[j];
         }
         u
+    }
+
+    /// The shape of a class window: its sets, folded.
+    fn of_class(window: &ClassWindow) -> Shape {
+        let mut shape = Shape::default();
+        for (j, set) in window.iter().enumerate() {
+            for &b in set {
+                let c = fold(b);
+                shape.lo[j] |= 1 << (c & 0xf);
+                shape.hi[j] |= 1 << (c >> 4);
+                shape.classes[j] |= 1 << class(c);
+            }
+        }
+        for j in window.len()..WIDTH {
+            (shape.lo[j], shape.hi[j], shape.classes[j]) = (u16::MAX, u16::MAX, u64::MAX);
+        }
+        shape
     }
 
     fn with(mut self, window: &[u8]) -> Shape {
@@ -335,15 +470,29 @@ impl Shape {
                 Some(&c) => {
                     self.lo[j] |= 1 << (c & 0xf);
                     self.hi[j] |= 1 << (c >> 4);
+                    self.classes[j] |= 1 << class(c);
                 }
-                None => (self.lo[j], self.hi[j]) = (u16::MAX, u16::MAX),
+                None => (self.lo[j], self.hi[j], self.classes[j]) = (u16::MAX, u16::MAX, u64::MAX),
             }
         }
         self
     }
 
     /// The chance that a window position of text passes this bucket's tables.
-    fn pass_rate(&self, freq: &[f64; 256]) -> f64 {
+    fn pass_rate(&self, freq: &Frequencies, kernel: Kernel) -> f64 {
+        if kernel == Kernel::Classes {
+            return (0..WIDTH)
+                .map(|j| {
+                    let mut p = 0.0;
+                    let mut set = self.classes[j];
+                    while set != 0 {
+                        p += freq.class[set.trailing_zeros() as usize];
+                        set &= set - 1;
+                    }
+                    p
+                })
+                .product();
+        }
         (0..WIDTH)
             .map(|j| {
                 if self.lo[j] == u16::MAX && self.hi[j] == u16::MAX {
@@ -356,7 +505,7 @@ impl Shape {
                     highs &= highs - 1;
                     let mut lows = self.lo[j];
                     while lows != 0 {
-                        p += freq[h << 4 | lows.trailing_zeros() as usize];
+                        p += freq.byte[h << 4 | lows.trailing_zeros() as usize];
                         lows &= lows - 1;
                     }
                 }
@@ -372,7 +521,7 @@ impl Shape {
 /// like windows belong together (`mta`, `mte`, `mti`; not `mta` with `secret`). Starting from
 /// a bucket per window, the two buckets whose union adds the least work are merged until `n`
 /// are left.
-fn assign_buckets(windows: &[Vec<u8>], n: usize) -> Vec<Vec<usize>> {
+fn assign_buckets(windows: &[Vec<u8>], n: usize, kernel: Kernel) -> Vec<Vec<usize>> {
     if windows.len() > MAX_CLUSTERED {
         // Too many for pairwise merging (quadratic memory, cubic time): like windows are
         // neighbours in sorted order, so consecutive runs of it make fair buckets.
@@ -384,13 +533,13 @@ fn assign_buckets(windows: &[Vec<u8>], n: usize) -> Vec<Vec<usize>> {
         }
         return buckets;
     }
-    let freq = frequencies();
+    let freq = Frequencies::new();
     let mut clusters: Vec<Option<(Shape, Vec<usize>)>> = windows
         .iter()
         .enumerate()
         .map(|(i, w)| Some((Shape::default().with(w), vec![i])))
         .collect();
-    let work = |shape: &Shape, size: usize| shape.pass_rate(&freq) * size as f64;
+    let work = |shape: &Shape, size: usize| shape.pass_rate(&freq, kernel) * size as f64;
     let mut alone: Vec<f64> = clusters
         .iter()
         .flatten()
@@ -626,13 +775,146 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Fingerprint, Range, WIDTH};
+    use std::arch::x86_64::*;
+
+    const LANES: usize = 64;
+    /// The bytes read for 64 window positions.
+    const BLOCK: usize = LANES + WIDTH - 1;
+
+    /// The class table of each window position and table set.
+    type Tables<const S: usize> = [[__m512i; S]; WIDTH];
+
+    /// Scans window positions `0..end`, 64 at a time, verifying candidates whose literal would
+    /// start in `starts`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 BW and VBMI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub(super) unsafe fn scan<const S: usize>(
+        fp: &Fingerprint,
+        text: &[u8],
+        end: usize,
+        starts: &Range<usize>,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        let mut tables: Tables<S> = [[_mm512_setzero_si512(); S]; WIDTH];
+        for (position, classes) in tables.iter_mut().zip(&fp.classes) {
+            for (table, class) in position.iter_mut().zip(classes) {
+                // SAFETY: `class` is 64 readable bytes; an unaligned load needs nothing more.
+                *table = unsafe { _mm512_loadu_si512(class.as_ptr().cast()) };
+            }
+        }
+        let mut tail;
+        let mut pos = starts.start;
+        while pos < end {
+            let whole = text.get(pos..pos + BLOCK).and_then(|b| b.try_into().ok());
+            let block: &[u8; BLOCK] = match whole {
+                Some(block) => block,
+                None => {
+                    // The last positions from a zero-padded copy, as in the AVX2 kernel.
+                    let rest = &text[pos..];
+                    tail = [0u8; BLOCK];
+                    tail[..rest.len()].copy_from_slice(rest);
+                    &tail
+                }
+            };
+            let acc = fingerprint(&tables, block);
+            let hits = candidates(&acc, end - pos);
+            if hits != 0 {
+                report(fp, text, pos, hits, acc, starts, out);
+            }
+            pos += LANES;
+        }
+    }
+
+    /// For each of the 64 window positions of `block`: the buckets (one bit each, per table
+    /// set) whose tables admit the four bytes there.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    #[inline]
+    fn fingerprint<const S: usize>(tables: &Tables<S>, block: &[u8; BLOCK]) -> [__m512i; S] {
+        let low5 = _mm512_set1_epi8(0x1f);
+        let mut acc = [_mm512_set1_epi8(-1); S];
+        for (j, tables) in tables.iter().enumerate() {
+            // SAFETY: reads `block[j..j + 64]`, within its 67 bytes as `j < 4`.
+            let bytes = unsafe { _mm512_loadu_si512(block.as_ptr().add(j).cast()) };
+            // Each byte's class (`super::class`): bits 0-4 from the byte and bit 5 from the
+            // byte shifted right by one (0xE4 selects the first operand where the third has
+            // a 1). The bits above are junk that `vpermb` ignores.
+            let class = _mm512_ternarylogic_epi32::<0xE4>(bytes, _mm512_srli_epi16(bytes, 1), low5);
+            for (a, table) in acc.iter_mut().zip(tables) {
+                *a = _mm512_and_si512(*a, _mm512_permutexvar_epi8(class, *table));
+            }
+        }
+        acc
+    }
+
+    /// The window positions (bits) among the first `limit` where some bucket's tables admit
+    /// the bytes.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn candidates<const S: usize>(acc: &[__m512i; S], limit: usize) -> u64 {
+        let mut any = acc[0];
+        for a in &acc[1..] {
+            any = _mm512_or_si512(any, *a);
+        }
+        let hits = _mm512_test_epi8_mask(any, any);
+        if limit < LANES {
+            hits & ((1u64 << limit) - 1)
+        } else {
+            hits
+        }
+    }
+
+    /// Verifies the candidates `hits` (bits) of the 64 window positions from `base`.
+    #[target_feature(enable = "avx512f")]
+    fn report<const S: usize>(
+        fp: &Fingerprint,
+        text: &[u8],
+        base: usize,
+        mut hits: u64,
+        acc: [__m512i; S],
+        starts: &Range<usize>,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        let mut lanes = [[0u8; LANES]; S];
+        for (lane, a) in lanes.iter_mut().zip(acc) {
+            // SAFETY: `lane` is 64 writable bytes.
+            unsafe { _mm512_storeu_si512(lane.as_mut_ptr().cast(), a) };
+        }
+        while hits != 0 {
+            let i = hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            let p = base + i;
+            let word = Fingerprint::word_at(text, p);
+            for (s, lane) in lanes.iter().enumerate() {
+                let mut bits = lane[i];
+                while bits != 0 {
+                    let bucket = 8 * s + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    fp.verify(text, p, word, bucket, starts, out);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Every occurrence, the longest at each start, by brute force.
-    fn naive(lits: &[Vec<u8>], text: &[u8], from: usize, to: usize) -> Vec<(usize, usize)> {
+    /// Every occurrence, the longest literal at each start, then the class windows, by brute
+    /// force.
+    fn naive_with(
+        lits: &[Vec<u8>],
+        classes: &[ClassWindow],
+        text: &[u8],
+        from: usize,
+        to: usize,
+    ) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
         for start in from..to.min(text.len()) {
             let best = (0..lits.len())
@@ -642,8 +924,20 @@ mod tests {
                 })
                 .max_by_key(|&i| (lits[i].len(), std::cmp::Reverse(i)));
             out.extend(best.map(|i| (start, i)));
+            for (k, class) in classes.iter().enumerate() {
+                let found = text
+                    .get(start..start + class.len())
+                    .is_some_and(|t| t.iter().zip(class).all(|(b, set)| set.contains(b)));
+                if found {
+                    out.push((start, lits.len() + k));
+                }
+            }
         }
         out
+    }
+
+    fn naive(lits: &[Vec<u8>], text: &[u8], from: usize, to: usize) -> Vec<(usize, usize)> {
+        naive_with(lits, &[], text, from, to)
     }
 
     fn search(p: &Prefilter, text: &[u8], from: usize, to: usize) -> Vec<(usize, usize)> {
@@ -653,11 +947,15 @@ mod tests {
     }
 
     fn builds(lits: &[Vec<u8>]) -> Vec<Prefilter> {
-        let mut all = vec![Prefilter::build(lits, false).unwrap()];
-        if simd_available() {
-            all.push(Prefilter::build(lits, true).unwrap());
-        }
-        all
+        builds_with(lits, &[])
+    }
+
+    /// The prefilter with each kernel this CPU runs.
+    fn builds_with(lits: &[Vec<u8>], classes: &[ClassWindow]) -> Vec<Prefilter> {
+        kernels()
+            .into_iter()
+            .map(|k| Prefilter::build(lits, classes, k).unwrap())
+            .collect()
     }
 
     /// Literals over a small alphabet (so they occur), none containing another.
@@ -685,12 +983,19 @@ mod tests {
         #[test]
         fn finds_what_brute_force_finds(
             lits in literal_set(),
+            classes in prop::collection::vec(
+                prop::collection::vec(
+                    prop::sample::subsequence(b"aAbB\\\"_:-@`\x7f\n".to_vec(), 1..5),
+                    1..=WIDTH,
+                ),
+                0..3,
+            ),
             text in prop::collection::vec(prop::sample::select(b"aAbB\\\"_:-@`\x7f\n".to_vec()), 0..300),
             cut in (0usize..300, 0usize..300),
         ) {
             let (from, to) = (cut.0.min(cut.1), cut.0.max(cut.1));
-            let want = naive(&lits, &text, from, to);
-            for p in builds(&lits) {
+            let want = naive_with(&lits, &classes, &text, from, to);
+            for p in builds_with(&lits, &classes) {
                 prop_assert_eq!(&search(&p, &text, from, to), &want);
             }
         }
@@ -733,7 +1038,7 @@ mod tests {
             }),
             n in 1usize..33,
         ) {
-            let buckets = assign_buckets(&windows, n);
+            let buckets = assign_buckets(&windows, n, Kernel::Classes);
             prop_assert_eq!(buckets.len(), n);
             let mut all: Vec<usize> = buckets.concat();
             all.sort_unstable();
@@ -747,11 +1052,13 @@ mod tests {
             .iter()
             .map(|w| w.as_bytes().to_vec())
             .collect();
-        let buckets = assign_buckets(&windows, 4);
-        let of = |i: usize| buckets.iter().position(|b| b.contains(&i));
-        assert_eq!(of(0), of(1));
-        assert_eq!(of(0), of(6));
-        assert_ne!(of(0), of(3));
+        for kernel in [Kernel::Nibbles, Kernel::Classes] {
+            let buckets = assign_buckets(&windows, 4, kernel);
+            let of = |i: usize| buckets.iter().position(|b| b.contains(&i));
+            assert_eq!(of(0), of(1));
+            assert_eq!(of(0), of(6));
+            assert_ne!(of(0), of(3));
+        }
     }
 
     #[test]
