@@ -746,7 +746,8 @@ fn find_in_file(
                 let mut data = vec![0u8; (span.end - span.start) as usize];
                 file.read_exact_at(&mut data, span.start).map_err(reading)?;
                 let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
-                let found = find_after(scrubber, file, span.start, &data[..], cache)?;
+                let chunk = Input::<io::Empty>::Chunk(&data, cache);
+                let found = find_after(scrubber, file, span.start, chunk)?;
                 progress
                     .bytes
                     .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -766,16 +767,11 @@ fn find_in_file(
     }
     let mut rest = file;
     rest.seek(SeekFrom::Start(pos)).map_err(reading)?;
-    let found = find_after(
-        scrubber,
-        file,
-        pos,
-        Counted {
-            inner: rest,
-            progress,
-        },
-        &mut scrubber.matcher.new_cache(),
-    )?;
+    let rest = Counted {
+        inner: rest,
+        progress,
+    };
+    let found = find_after(scrubber, file, pos, Input::Rest(rest))?;
     all.extend(found.into_iter().map(|mut f| {
         f.line += lines_before;
         f
@@ -790,14 +786,24 @@ fn find_after(
     scrubber: &Scrubber,
     file: &File,
     at: u64,
-    input: impl Read,
-    cache: &mut MatchCache,
+    input: Input<'_, impl Read>,
 ) -> Result<Vec<Finding>, Error> {
     let context = context_before(file, at).map_err(|e| Error::io("reading", e))?;
     let mut found = Vec::new();
     let mut each = |line: u64, start: usize, end: usize, rule: usize| {
         found.push(scrubber.finding(line, start, end, rule));
     };
-    Filter::auditing(scrubber, io::sink(), &mut each).run_primed(&context, input, cache)?;
+    let filter = Filter::auditing(scrubber, io::sink(), &mut each);
+    match input {
+        Input::Chunk(data, cache) => filter.run_primed(&context, data, cache)?,
+        Input::Rest(reader) => filter.primed(&context).run(reader)?,
+    };
     Ok(found)
+}
+
+/// What [`find_after`] reads: a chunk in memory, with the worker's warm cache, or the rest of
+/// a file.
+enum Input<'a, R> {
+    Chunk(&'a [u8], &'a mut MatchCache),
+    Rest(R),
 }

@@ -84,20 +84,46 @@ impl<'a, W: Write> Filter<'a, W> {
         self.flush()
     }
 
-    /// Primes the filter with `context` (see [`Filter::primed`]) and runs it over `reader`
+    /// Primes the filter with `context` (see [`Filter::primed`]) and runs it over `data`
     /// with `cache` in place of its own: regex caches warm from earlier input, handed back
     /// warmer. For the chunks of a file, each worker keeping one cache.
-    pub fn run_primed<R: Read>(
+    pub fn run_primed(
         mut self,
         context: &[u8],
-        reader: R,
+        data: &[u8],
         cache: &mut MatchCache,
     ) -> Result<Stats, Error> {
         std::mem::swap(self.session.cache(), cache);
         let mut filter = self.primed(context);
-        let result = filter.run(reader);
+        let result = filter.run_in_memory(data);
         std::mem::swap(filter.session.cache(), cache);
         result
+    }
+
+    /// Runs the filter over `data` as [`Filter::run`] would over a reader of it, without
+    /// copying it into a read buffer: the filter is shown the same windows of `data` that
+    /// reading would fill its buffer with, so the output is the same, long lines included.
+    fn run_in_memory(&mut self, data: &[u8]) -> Result<Stats, Error> {
+        // `data[base..filled]` is what the buffer would hold, in a buffer of `capacity`.
+        let (mut base, mut filled, mut capacity) = (0, 0, BLOCK);
+        loop {
+            if filled - base == capacity {
+                capacity *= 2;
+            }
+            let want = capacity - (filled - base);
+            let n = want.min(data.len() - filled);
+            filled += n;
+            self.bytes_in += n as u64;
+            let eof = n == 0;
+            base += self.consume(&data[base..filled], eof)?;
+            if eof {
+                self.flush()?;
+                return Ok(self.stats());
+            }
+            if n < want || self.out.len() >= OUT_FLUSH {
+                self.flush()?;
+            }
+        }
     }
 
     /// The writer, to take what [`Filter::feed`] wrote.
