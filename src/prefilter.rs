@@ -14,9 +14,13 @@
 //! - up to 32 buckets (four sets of tables) are searched in one pass.
 //!
 //! Where the CPU has AVX-512 VBMI, one `vpermb` per window position and table set looks a
-//! byte's class (its six bits other than the case bit, see [`class`]) up in a 64-entry table:
-//! half the lookups of the nibble pair, each over 64 bytes, and exact where the nibble pair
-//! admits every combination of its members' nibbles.
+//! byte's class (bits 0–4 and 6: all but the case bit and the high bit, see [`class`]) up in
+//! a 64-entry table: half the lookups of the nibble pair, over 64 bytes at a time, and a
+//! bucket admits the bytes its members have, not every pairing of their nibbles.
+//!
+//! Beside the literals it finds class windows, up to four positions each admitting a set of
+//! bytes, in buckets of their own: the colon scanners' `[0-9A-Fa-f]{3}:` costs no pass of its
+//! own.
 //!
 //! Candidates are verified exactly (`eq_ignore_ascii_case`). Without AVX2 (other CPUs, or
 //! x86-64 machines that lack it) an aho-corasick DFA does the same job more slowly.
@@ -27,7 +31,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 /// Bytes fingerprinted per literal; a shorter literal is fingerprinted whole.
 const WIDTH: usize = 4;
-/// Sets of nibble tables, each serving eight buckets.
+/// Sets of tables, each serving eight buckets.
 const MAX_SETS: usize = 4;
 /// Literal sets up to this size are put in buckets by pairwise merging (the built-in rules have
 /// about 200 literals to search; a user's pack of thousands gets a cheaper assignment).
@@ -409,7 +413,10 @@ impl Fingerprint {
 /// occurs, as a fraction of all bytes.
 struct Frequencies {
     byte: [f64; 256],
-    class: [f64; 64],
+    /// `class_octets[k][m]`: the frequency of the classes `8·k + i` for the bits `i` set in
+    /// `m`, so that a set of classes is summed in eight lookups (bucket assignment sums
+    /// some hundred thousand sets).
+    class_octets: [[f64; 256]; 8],
 }
 
 impl Frequencies {
@@ -424,7 +431,24 @@ impl Frequencies {
         for b in (0..=255u8).filter(|&b| b == fold(b)) {
             class[self::class(b)] += byte[usize::from(b)];
         }
-        Frequencies { byte, class }
+        let mut class_octets = [[0.0; 256]; 8];
+        for (k, sums) in class_octets.iter_mut().enumerate() {
+            for (m, sum) in sums.iter_mut().enumerate() {
+                *sum = (0..8)
+                    .filter(|i| m & (1 << i) != 0)
+                    .map(|i| class[8 * k + i])
+                    .sum();
+            }
+        }
+        Frequencies { byte, class_octets }
+    }
+
+    /// The frequency of a set of classes (bit `c` for class `c`).
+    fn of_classes(&self, set: u64) -> f64 {
+        let octets = set.to_le_bytes();
+        (0..8)
+            .map(|k| self.class_octets[k][usize::from(octets[k])])
+            .sum()
     }
 }
 
@@ -482,15 +506,7 @@ impl Shape {
     fn pass_rate(&self, freq: &Frequencies, kernel: Kernel) -> f64 {
         if kernel == Kernel::Classes {
             return (0..WIDTH)
-                .map(|j| {
-                    let mut p = 0.0;
-                    let mut set = self.classes[j];
-                    while set != 0 {
-                        p += freq.class[set.trailing_zeros() as usize];
-                        set &= set - 1;
-                    }
-                    p
-                })
+                .map(|j| freq.of_classes(self.classes[j]))
                 .product();
         }
         (0..WIDTH)
