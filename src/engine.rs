@@ -713,13 +713,13 @@ fn check_matches(
 /// `at` on, JSON-decoded (up to three levels of escaping), at least `want` bytes of it when the
 /// line is that long.
 fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &mut MatchCache) {
-    // The byte before the hit, unless it ends an escape (`\n`): then the decoded character is
-    // a control character or punctuation, never a word character.
+    // The byte before the hit, unless it ends an escape: `\n` decodes to a control character
+    // or punctuation, never a word character; `\u000A` to what it says.
     let context = match at {
         0 => b' ',
         1 => text[0],
         _ if text[at - 2] == b'\\' => b' ',
-        _ => text[at - 1],
+        _ => unicode_escape_before(text, at).unwrap_or(text[at - 1]),
     };
     let mut take = 2 * want + 16;
     loop {
@@ -744,6 +744,21 @@ fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &
         }
         take *= 4;
     }
+}
+
+/// The character a `\uXXXX` escape ending at `at` decodes to, as one byte of context: itself
+/// when ASCII, else a space (no byte of a non-ASCII character is a word character to the
+/// rules' ASCII boundaries). Whether the backslash is itself escaped is not asked: taking an
+/// escape that is not one can only let a hit through to the closer look.
+fn unicode_escape_before(text: &[u8], at: usize) -> Option<u8> {
+    let escape = text.get(at.checked_sub(6)?..at)?;
+    if !escape.starts_with(b"\\u") || !escape[2..].iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let unit = escape[2..].iter().fold(0u32, |n, &d| {
+        n * 16 + char::from(d).to_digit(16).unwrap_or(0)
+    });
+    Some(u8::try_from(unit).ok().filter(u8::is_ascii).unwrap_or(b' '))
 }
 
 /// True when `text[at..]` may lie inside a JSON object key (`"name":`, possibly escaped as

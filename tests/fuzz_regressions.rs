@@ -99,3 +99,21 @@ fn a_value_that_only_looks_like_json_is_scanned() {
         let _: serde_json::Value = serde_json::from_str(&once).expect("valid JSON");
     }
 }
+
+/// Found by `scrub_json`: `{"date":"\u000A10.20.0.14 "}` kept the address. The block-level
+/// hit check took the byte before the hit, `A` (the end of the `\u000A` escape), as a word
+/// character before `10.`, so the line never got its closer look; decoded, a newline precedes
+/// the address. The check now takes the character a `\uXXXX` escape decodes to.
+#[test]
+fn an_address_after_a_unicode_escape_is_redacted() {
+    for (input, kept) in [
+        (r#"{"date":"\u000A10.20.0.14 "}"#, false),
+        (r#"{"a":"x\u00e910.20.0.14"}"#, false),
+        // Decoded, `xA10.20.0.14` has no boundary before the address, as in plain text.
+        (r#"{"a":"x\u004110.20.0.14"}"#, true),
+    ] {
+        let out = scrub_idempotent(input);
+        assert_eq!(out.contains("10.20.0.14"), kept, "{input} -> {out}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("output is JSON");
+    }
+}
