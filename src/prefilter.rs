@@ -361,6 +361,63 @@ impl Fingerprint {
         let _ = (text, end, starts, out);
     }
 
+    /// Calls `scan_block(pos, block)` for the window positions `pos..pos + B - WIDTH + 1` of
+    /// each block, from `from` on while `pos < end`; `block` is the `B` bytes they read, or for
+    /// the last positions a zero-padded copy of what is left. Zeros fold to spaces; a literal
+    /// that would run into them fails verification, which reads the text itself. The SIMD
+    /// kernels pass their per-block work, which is inlined here.
+    #[inline(always)]
+    fn for_each_block<const B: usize>(
+        text: &[u8],
+        from: usize,
+        end: usize,
+        mut scan_block: impl FnMut(usize, &[u8; B]),
+    ) {
+        let mut tail;
+        let mut pos = from;
+        while pos < end {
+            let whole = text.get(pos..pos + B).and_then(|b| b.try_into().ok());
+            let block: &[u8; B] = match whole {
+                Some(block) => block,
+                None => {
+                    let rest = &text[pos..];
+                    tail = [0u8; B];
+                    tail[..rest.len()].copy_from_slice(rest);
+                    &tail
+                }
+            };
+            scan_block(pos, block);
+            pos += B + 1 - WIDTH;
+        }
+    }
+
+    /// Verifies the candidates `hits` (bits) of the window positions from `base`, where bit `b`
+    /// of `lanes[s][i]` says that bucket `8·s + b` admits the bytes at `base + i`.
+    fn report<const L: usize, const S: usize>(
+        &self,
+        text: &[u8],
+        base: usize,
+        mut hits: u64,
+        lanes: &[[u8; L]; S],
+        starts: &Range<usize>,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        while hits != 0 {
+            let i = hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            let p = base + i;
+            let word = Fingerprint::word_at(text, p);
+            for (s, lane) in lanes.iter().enumerate() {
+                let mut bits = lane[i];
+                while bits != 0 {
+                    let bucket = 8 * s + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    self.verify(text, p, word, bucket, starts, out);
+                }
+            }
+        }
+    }
+
     /// The four (folded) bytes at `p` as a little-endian word, zero past the end of the text.
     #[inline]
     fn word_at(text: &[u8], p: usize) -> u32 {
@@ -687,29 +744,13 @@ mod avx2 {
                 hi[j][s] = table(&fp.hi[j][s]);
             }
         }
-        let mut tail;
-        let mut pos = starts.start;
-        while pos < end {
-            let whole = text.get(pos..pos + BLOCK).and_then(|b| b.try_into().ok());
-            let block: &[u8; BLOCK] = match whole {
-                Some(block) => block,
-                None => {
-                    // The last positions (fewer than 35 bytes are left) from a zero-padded
-                    // copy. Zeros fold to spaces; a literal that would run into them fails
-                    // verification, which reads the text itself.
-                    let rest = &text[pos..];
-                    tail = [0u8; BLOCK];
-                    tail[..rest.len()].copy_from_slice(rest);
-                    &tail
-                }
-            };
+        Fingerprint::for_each_block(text, starts.start, end, |pos, block: &[u8; BLOCK]| {
             let acc = fingerprint(&lo, &hi, block);
             let hits = candidates(&acc, end - pos);
             if hits != 0 {
-                report(fp, text, pos, hits, acc, starts, out);
+                fp.report(text, pos, u64::from(hits), &lanes(acc), starts, out);
             }
-            pos += LANES;
-        }
+        });
     }
 
     /// For each of the 32 window positions of `block`: the buckets (one bit each, per table
@@ -742,8 +783,7 @@ mod avx2 {
     }
 
     /// The window positions (bits) among the first `limit` where some bucket's tables admit
-    /// the bytes. Kept apart from [`report`] so that the loop inlines it and calls out only for
-    /// a block with candidates.
+    /// the bytes: the loop tests these inline and calls out only for a block with candidates.
     #[target_feature(enable = "avx2")]
     #[inline]
     fn candidates<const S: usize>(acc: &[__m256i; S], limit: usize) -> u32 {
@@ -760,36 +800,15 @@ mod avx2 {
         }
     }
 
-    /// Verifies the candidates `hits` (bits) of the 32 window positions from `base`.
+    /// The bucket bits of each table set, by window position, for [`Fingerprint::report`].
     #[target_feature(enable = "avx2")]
-    fn report<const S: usize>(
-        fp: &Fingerprint,
-        text: &[u8],
-        base: usize,
-        mut hits: u32,
-        acc: [__m256i; S],
-        starts: &Range<usize>,
-        out: &mut Vec<(usize, usize)>,
-    ) {
+    fn lanes<const S: usize>(acc: [__m256i; S]) -> [[u8; LANES]; S] {
         let mut lanes = [[0u8; LANES]; S];
         for (lane, a) in lanes.iter_mut().zip(acc) {
             // SAFETY: `lane` is 32 writable bytes.
             unsafe { _mm256_storeu_si256(lane.as_mut_ptr().cast(), a) };
         }
-        while hits != 0 {
-            let i = hits.trailing_zeros() as usize;
-            hits &= hits - 1;
-            let p = base + i;
-            let word = Fingerprint::word_at(text, p);
-            for (s, lane) in lanes.iter().enumerate() {
-                let mut bits = lane[i];
-                while bits != 0 {
-                    let bucket = 8 * s + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    fp.verify(text, p, word, bucket, starts, out);
-                }
-            }
-        }
+        lanes
     }
 }
 
@@ -825,27 +844,13 @@ mod avx512 {
                 *table = unsafe { _mm512_loadu_si512(class.as_ptr().cast()) };
             }
         }
-        let mut tail;
-        let mut pos = starts.start;
-        while pos < end {
-            let whole = text.get(pos..pos + BLOCK).and_then(|b| b.try_into().ok());
-            let block: &[u8; BLOCK] = match whole {
-                Some(block) => block,
-                None => {
-                    // The last positions from a zero-padded copy, as in the AVX2 kernel.
-                    let rest = &text[pos..];
-                    tail = [0u8; BLOCK];
-                    tail[..rest.len()].copy_from_slice(rest);
-                    &tail
-                }
-            };
+        Fingerprint::for_each_block(text, starts.start, end, |pos, block: &[u8; BLOCK]| {
             let acc = fingerprint(&tables, block);
             let hits = candidates(&acc, end - pos);
             if hits != 0 {
-                report(fp, text, pos, hits, acc, starts, out);
+                fp.report(text, pos, hits, &lanes(acc), starts, out);
             }
-            pos += LANES;
-        }
+        });
     }
 
     /// For each of the 64 window positions of `block`: the buckets (one bit each, per table
@@ -886,36 +891,15 @@ mod avx512 {
         }
     }
 
-    /// Verifies the candidates `hits` (bits) of the 64 window positions from `base`.
+    /// The bucket bits of each table set, by window position, for [`Fingerprint::report`].
     #[target_feature(enable = "avx512f")]
-    fn report<const S: usize>(
-        fp: &Fingerprint,
-        text: &[u8],
-        base: usize,
-        mut hits: u64,
-        acc: [__m512i; S],
-        starts: &Range<usize>,
-        out: &mut Vec<(usize, usize)>,
-    ) {
+    fn lanes<const S: usize>(acc: [__m512i; S]) -> [[u8; LANES]; S] {
         let mut lanes = [[0u8; LANES]; S];
         for (lane, a) in lanes.iter_mut().zip(acc) {
             // SAFETY: `lane` is 64 writable bytes.
             unsafe { _mm512_storeu_si512(lane.as_mut_ptr().cast(), a) };
         }
-        while hits != 0 {
-            let i = hits.trailing_zeros() as usize;
-            hits &= hits - 1;
-            let p = base + i;
-            let word = Fingerprint::word_at(text, p);
-            for (s, lane) in lanes.iter().enumerate() {
-                let mut bits = lane[i];
-                while bits != 0 {
-                    let bucket = 8 * s + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    fp.verify(text, p, word, bucket, starts, out);
-                }
-            }
-        }
+        lanes
     }
 }
 
