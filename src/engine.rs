@@ -751,13 +751,11 @@ fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &
 /// rules' ASCII boundaries). Whether the backslash is itself escaped is not asked: taking an
 /// escape that is not one can only let a hit through to the closer look.
 fn unicode_escape_before(text: &[u8], at: usize) -> Option<u8> {
-    let escape = text.get(at.checked_sub(6)?..at)?;
-    if !escape.starts_with(b"\\u") || !escape[2..].iter().all(u8::is_ascii_hexdigit) {
+    let start = at.checked_sub(6)?;
+    if !text[start..].starts_with(b"\\u") {
         return None;
     }
-    let unit = escape[2..].iter().fold(0u32, |n, &d| {
-        n * 16 + char::from(d).to_digit(16).unwrap_or(0)
-    });
+    let unit = json::hex4(text, start + 2)?;
     Some(u8::try_from(unit).ok().filter(u8::is_ascii).unwrap_or(b' '))
 }
 

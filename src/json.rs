@@ -289,7 +289,8 @@ pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>, map: &mut Vec<u32>) {
     }
 }
 
-fn hex4(raw: &[u8], at: usize) -> Option<u32> {
+/// The four hex digits at `raw[at..]` as a number.
+pub(crate) fn hex4(raw: &[u8], at: usize) -> Option<u32> {
     let digits = raw.get(at..at + 4)?;
     let s = std::str::from_utf8(digits).ok()?;
     u32::from_str_radix(s, 16)
