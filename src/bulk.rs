@@ -19,7 +19,6 @@ use std::sync::{Condvar, Mutex};
 use rayon::prelude::*;
 use tempfile::NamedTempFile;
 
-use crate::engine::MatchCache;
 use crate::error::Error;
 use crate::report::Located;
 use crate::stats::Stats;
@@ -342,11 +341,13 @@ fn scrub_tail(
 }
 
 /// Scrubs `src[..len]` in chunks cut at newlines, `threads` workers at a time. Each worker
-/// takes the next chunk in file order, reads and scrubs it, and then writes every finished
-/// chunk that is next in order, so there is no batch barrier and no writer thread competing
-/// for the cores; a worker more than a few chunks ahead of the output waits, which bounds
-/// memory. Returns where it stopped: after the last newline it reached (a line longer than a
-/// chunk stops it early; the stream takes over from there).
+/// takes the next chunk in file order, reads and scrubs it, and then, unless another worker
+/// is already at it, writes every finished chunk that is next in order. There is no batch
+/// barrier and no writer thread competing for the cores, and the writing happens outside the
+/// lock, so the other workers take and hand in chunks meanwhile. A worker more than a few
+/// chunks ahead of the output waits, which bounds memory. Returns where it stopped: after the
+/// last newline it reached (a line longer than a chunk stops it early; the stream takes over
+/// from there).
 fn scrub_chunks<W: Write + Send>(
     scrubber: &Scrubber,
     src: &File,
@@ -364,11 +365,12 @@ fn scrub_chunks<W: Write + Send>(
         written: 0,
         ready: BTreeMap::new(),
         spare: Vec::new(),
+        writing: false,
         stopped: false,
         error: None,
-        out,
-        stats,
     });
+    // Only the worker that set `Chunks::writing` locks this.
+    let output = Mutex::new((out, stats));
     let turn = Condvar::new();
     let worker = || {
         let lock = || {
@@ -376,8 +378,7 @@ fn scrub_chunks<W: Write + Send>(
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         };
-        // Kept from chunk to chunk: warm regex caches and the input buffer.
-        let mut cache = scrubber.matcher.new_cache();
+        // The input buffer, kept from chunk to chunk.
         let mut data = Vec::new();
         loop {
             let (index, start, end, scrubbed) = {
@@ -401,24 +402,41 @@ fn scrub_chunks<W: Write + Send>(
                     Err(e) => return chunks.stop(Some(e), &turn),
                 }
             };
-            let scrubbed = scrub_chunk(
-                scrubber,
-                src,
-                start..end,
-                (&mut data, scrubbed, &mut cache),
-                progress,
-            );
+            let scrubbed = scrub_chunk(scrubber, src, start..end, (&mut data, scrubbed), progress);
             let mut chunks = lock();
             match scrubbed {
                 Ok(done) => {
                     chunks.ready.insert(index, done);
-                    if let Err(e) = chunks.write_ready() {
-                        return chunks.stop(Some(e), &turn);
-                    }
-                    turn.notify_all();
                 }
                 Err(e) => return chunks.stop(Some(e), &turn),
             }
+            if chunks.writing {
+                continue;
+            }
+            chunks.writing = true;
+            loop {
+                let next = chunks.written;
+                let Some((mut scrubbed, chunk_stats)) = chunks.ready.remove(&next) else {
+                    break;
+                };
+                drop(chunks);
+                let written = {
+                    let mut output = output.lock().unwrap_or_else(|p| p.into_inner());
+                    let (out, stats) = &mut *output;
+                    stats.merge(&chunk_stats);
+                    out.write_all(&scrubbed)
+                };
+                chunks = lock();
+                if let Err(e) = written {
+                    chunks.writing = false;
+                    return chunks.stop(Some(e), &turn);
+                }
+                chunks.written += 1;
+                scrubbed.clear();
+                chunks.spare.push(scrubbed);
+                turn.notify_all();
+            }
+            chunks.writing = false;
         }
     };
     std::thread::scope(|scope| {
@@ -434,9 +452,9 @@ fn scrub_chunks<W: Write + Send>(
     }
 }
 
-/// The chunk pipeline's shared state: what is taken, what is scrubbed and waiting for its
-/// turn, and the output.
-struct Chunks<'a, W> {
+/// The chunk pipeline's shared state: what is taken, and what is scrubbed and waiting for
+/// its turn to be written.
+struct Chunks {
     /// Where the next chunk starts.
     next_start: u64,
     /// Chunks taken so far (the next one's index).
@@ -447,26 +465,14 @@ struct Chunks<'a, W> {
     ready: BTreeMap<usize, (Vec<u8>, Stats)>,
     /// Output buffers written and free for the next chunks.
     spare: Vec<Vec<u8>>,
+    /// A worker is writing the ready chunks in order; the others leave theirs to it.
+    writing: bool,
     /// No more chunks are taken: a line longer than a chunk, or an error.
     stopped: bool,
     error: Option<io::Error>,
-    out: &'a mut W,
-    stats: &'a mut Stats,
 }
 
-impl<W: Write> Chunks<'_, W> {
-    /// Writes every scrubbed chunk that is next in order.
-    fn write_ready(&mut self) -> io::Result<()> {
-        while let Some((mut scrubbed, stats)) = self.ready.remove(&self.written) {
-            self.out.write_all(&scrubbed)?;
-            self.stats.merge(&stats);
-            self.written += 1;
-            scrubbed.clear();
-            self.spare.push(scrubbed);
-        }
-        Ok(())
-    }
-
+impl Chunks {
     /// Takes no more chunks (keeping the first error) and wakes the waiting workers. The
     /// chunks already taken are still scrubbed and written, so the output ends exactly where
     /// `next_start` says.
@@ -480,21 +486,23 @@ impl<W: Write> Chunks<'_, W> {
 }
 
 /// Reads and scrubs the lines in `src[range]`, in the state the lines before leave, into
-/// `scrubbed`; `data` and `cache` are the worker's, reused from chunk to chunk.
+/// `scrubbed`; `data` is the worker's, reused from chunk to chunk.
 fn scrub_chunk(
     scrubber: &Scrubber,
     src: &File,
     range: std::ops::Range<u64>,
-    (data, mut scrubbed, cache): (&mut Vec<u8>, Vec<u8>, &mut MatchCache),
+    (data, mut scrubbed): (&mut Vec<u8>, Vec<u8>),
     progress: &Progress,
 ) -> io::Result<(Vec<u8>, Stats)> {
     data.resize((range.end - range.start) as usize, 0);
     src.read_exact_at(data, range.start)?;
     let context = context_before(src, range.start)?;
     scrubbed.reserve(data.len() + data.len() / 64);
-    let stats = Filter::new(scrubber, &mut scrubbed)
-        .run_primed(&context, &data[..], cache)
-        .map_err(io::Error::other);
+    let mut filter = Filter::new(scrubber, io::sink())
+        .holding(scrubbed)
+        .primed(&context);
+    let stats = filter.run_in_memory(data).map_err(io::Error::other);
+    let scrubbed = filter.into_output();
     progress
         .bytes
         .fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -740,20 +748,16 @@ fn find_in_file(
     }
     let chunks: Vec<Result<(Vec<Finding>, u64), Error>> = spans
         .into_par_iter()
-        .map_init(
-            || scrubber.matcher.new_cache(),
-            |cache, span| {
-                let mut data = vec![0u8; (span.end - span.start) as usize];
-                file.read_exact_at(&mut data, span.start).map_err(reading)?;
-                let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
-                let chunk = Input::<io::Empty>::Chunk(&data, cache);
-                let found = find_after(scrubber, file, span.start, chunk)?;
-                progress
-                    .bytes
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                Ok((found, lines))
-            },
-        )
+        .map(|span| {
+            let mut data = vec![0u8; (span.end - span.start) as usize];
+            file.read_exact_at(&mut data, span.start).map_err(reading)?;
+            let lines = memchr::memchr_iter(b'\n', &data).count() as u64;
+            let found = find_after(scrubber, file, span.start, Input::<io::Empty>::Chunk(&data))?;
+            progress
+                .bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            Ok((found, lines))
+        })
         .collect();
     let mut all = Vec::new();
     let mut lines_before = 0;
@@ -780,8 +784,7 @@ fn find_in_file(
 }
 
 /// The findings in `input`, which starts at offset `at` of `file` (at a line start), in the
-/// state the lines before it leave; line numbers count from `input`'s first line. `cache`
-/// is the worker's, warm from its earlier chunks.
+/// state the lines before it leave; line numbers count from `input`'s first line.
 fn find_after(
     scrubber: &Scrubber,
     file: &File,
@@ -795,15 +798,14 @@ fn find_after(
     };
     let filter = Filter::auditing(scrubber, io::sink(), &mut each);
     match input {
-        Input::Chunk(data, cache) => filter.run_primed(&context, data, cache)?,
+        Input::Chunk(data) => filter.primed(&context).run_in_memory(data)?,
         Input::Rest(reader) => filter.primed(&context).run(reader)?,
     };
     Ok(found)
 }
 
-/// What [`find_after`] reads: a chunk in memory, with the worker's warm cache, or the rest of
-/// a file.
+/// What [`find_after`] reads: a chunk in memory, or the rest of a file.
 enum Input<'a, R> {
-    Chunk(&'a [u8], &'a mut MatchCache),
+    Chunk(&'a [u8]),
     Rest(R),
 }

@@ -5,6 +5,8 @@
 //! substring-minimal literals, ASCII case ignored; a longer literal is looked for around the
 //! hits of one it contains. Case-sensitive anchors are re-checked on the original bytes.
 
+use std::sync::Mutex;
+
 use aho_corasick::AhoCorasick;
 use regex_automata::meta;
 use regex_automata::util::captures::Captures;
@@ -62,7 +64,25 @@ pub(crate) struct Matcher {
     /// Where a multi-line block (PEM) can open: the searched spellings of block rules'
     /// anchors, any case; `None` when some block rule has no anchor to look for.
     block_openers: Option<AhoCorasick>,
+    /// Caches handed back by sessions that ended, for the next ones to start warm.
+    spare_caches: CachePool,
 }
+
+/// Warm caches handed back by finished sessions. Filling a fresh cache's lazy DFAs costs
+/// about half a millisecond of the first input it sees; a tree of small session files, each
+/// scrubbed by a session of its own, would pay that for every file.
+#[derive(Default)]
+struct CachePool(Mutex<Vec<MatchCache>>);
+
+impl std::fmt::Debug for CachePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachePool")
+    }
+}
+
+/// More caches than this are not kept: sessions alive at once (one per followed file, say)
+/// may outnumber the threads that will start new ones.
+const MAX_SPARE_CACHES: usize = 16;
 
 /// Where the block-level search stands in one region: the prefilter's hits found ahead
 /// (sorted, those before `next` consumed) and how far the text has been searched for them, so
@@ -108,7 +128,9 @@ impl NewlineMemo {
     }
 }
 
-/// Per-thread scratch: regex caches and buffers reused across calls.
+/// Per-thread scratch: regex caches and buffers reused across calls. The default is empty, a
+/// placeholder only: a cache to use comes from [`Matcher::take_cache`].
+#[derive(Default)]
 pub(crate) struct MatchCache {
     regex: Vec<Option<(meta::Cache, Captures)>>,
     /// Literal hits in the text being looked at closely: start and literal.
@@ -280,6 +302,7 @@ impl Matcher {
             escaped,
             extensions,
             check_hits,
+            spare_caches: CachePool::default(),
             prefilter,
             searched: ids,
             check_reach: trigger_offsets
@@ -298,6 +321,28 @@ impl Matcher {
             trigger_offsets,
             rules,
         })
+    }
+
+    /// A cache for a new session: one a finished session handed back, else a fresh one.
+    pub fn take_cache(&self) -> MatchCache {
+        self.spare_caches
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop()
+            .unwrap_or_else(|| self.new_cache())
+    }
+
+    /// Takes back a session's cache for a later session.
+    pub fn recycle_cache(&self, cache: MatchCache) {
+        let mut spare = self
+            .spare_caches
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if spare.len() < MAX_SPARE_CACHES {
+            spare.push(cache);
+        }
     }
 
     pub fn new_cache(&self) -> MatchCache {

@@ -132,7 +132,8 @@ impl Scrubber {
         let mut on_found = |line: u64, start: usize, end: usize, rule: usize| {
             each(self.finding(line, start, end, rule))
         };
-        stream::Filter::auditing(self, std::io::sink(), &mut on_found).run(reader)
+        let stats = stream::Filter::auditing(self, std::io::sink(), &mut on_found).run(reader);
+        stats
     }
 
     /// The finding of rule index `rule` at `start..end` of line `line`.

@@ -42,10 +42,17 @@ pub(crate) struct Session<'a> {
     pub found: Option<Vec<(usize, usize, usize)>>,
 }
 
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let cache = std::mem::take(&mut self.cache);
+        self.scrubber.matcher.recycle_cache(cache);
+    }
+}
+
 impl<'a> Session<'a> {
     pub fn new(scrubber: &'a Scrubber) -> Session<'a> {
         Session {
-            cache: scrubber.matcher.new_cache(),
+            cache: scrubber.matcher.take_cache(),
             counts: vec![0; scrubber.matcher.rules.len()],
             scrubber,
             spans: Vec::new(),

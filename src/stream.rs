@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::engine::{MatchCache, Matcher, TriggerScan};
+use crate::engine::{Matcher, TriggerScan};
 use crate::error::Error;
 use crate::json;
 use crate::rules::MAX_REACH;
@@ -38,6 +38,8 @@ pub(crate) struct Filter<'a, W: Write> {
     bytes_in: u64,
     bytes_out: u64,
     on_found: Option<OnFound<'a>>,
+    /// All output stays in `out` for the caller to take ([`Filter::holding`]).
+    holding: bool,
 }
 
 impl<'a, W: Write> Filter<'a, W> {
@@ -52,7 +54,23 @@ impl<'a, W: Write> Filter<'a, W> {
             bytes_in: 0,
             bytes_out: 0,
             on_found: None,
+            holding: false,
         }
+    }
+
+    /// A filter that keeps all its output in `out` (cleared first) instead of handing it to
+    /// the writer, for [`Filter::into_output`] to give back: a chunk scrubbed in memory is
+    /// then copied once, not once into the filter's buffer and again into the caller's.
+    pub fn holding(mut self, mut out: Vec<u8>) -> Filter<'a, W> {
+        out.clear();
+        self.out = out;
+        self.holding = true;
+        self
+    }
+
+    /// The output a [`Filter::holding`] filter kept.
+    pub fn into_output(self) -> Vec<u8> {
+        self.out
     }
 
     /// Runs `context` (whole lines, at most a few hundred KB) through the filter with its
@@ -84,26 +102,10 @@ impl<'a, W: Write> Filter<'a, W> {
         self.flush()
     }
 
-    /// Primes the filter with `context` (see [`Filter::primed`]) and runs it over `data`
-    /// with `cache` in place of its own: regex caches warm from earlier input, handed back
-    /// warmer. For the chunks of a file, each worker keeping one cache.
-    pub fn run_primed(
-        mut self,
-        context: &[u8],
-        data: &[u8],
-        cache: &mut MatchCache,
-    ) -> Result<Stats, Error> {
-        std::mem::swap(self.session.cache(), cache);
-        let mut filter = self.primed(context);
-        let result = filter.run_in_memory(data);
-        std::mem::swap(filter.session.cache(), cache);
-        result
-    }
-
     /// Runs the filter over `data` as [`Filter::run`] would over a reader of it, without
     /// copying it into a read buffer: the filter is shown the same windows of `data` that
     /// reading would fill its buffer with, so the output is the same, long lines included.
-    fn run_in_memory(&mut self, data: &[u8]) -> Result<Stats, Error> {
+    pub fn run_in_memory(&mut self, data: &[u8]) -> Result<Stats, Error> {
         // `data[base..filled]` is what the buffer would hold, in a buffer of `capacity`.
         let (mut base, mut filled, mut capacity) = (0, 0, BLOCK);
         loop {
@@ -300,7 +302,7 @@ impl<'a, W: Write> Filter<'a, W> {
     }
 
     fn verbatim(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() >= OUT_FLUSH {
+        if bytes.len() >= OUT_FLUSH && !self.holding {
             self.flush()?;
             self.write(bytes)
         } else {
@@ -310,6 +312,9 @@ impl<'a, W: Write> Filter<'a, W> {
     }
 
     fn flush(&mut self) -> Result<(), Error> {
+        if self.holding {
+            return Ok(());
+        }
         let out = std::mem::take(&mut self.out);
         let result = self.write(&out).and_then(|()| {
             self.writer
@@ -334,7 +339,12 @@ impl<'a, W: Write> Filter<'a, W> {
             &self.session.counts,
             self.lines,
             self.bytes_in,
-            self.bytes_out,
+            self.bytes_out
+                + if self.holding {
+                    self.out.len() as u64
+                } else {
+                    0
+                },
         )
     }
 }
