@@ -22,6 +22,9 @@ const WINDOW_STEP: usize = 1024 * 1024;
 const WINDOW_OVERLAP: usize = MAX_REACH;
 /// Output is handed to the writer once this much is pending.
 const OUT_FLUSH: usize = 256 * 1024;
+/// A stretch of lines this long that passes unchanged is handed to the writer straight from
+/// the read buffer, after what is pending, instead of being copied into the output buffer.
+const DIRECT_WRITE: usize = 32 * 1024;
 
 /// Receives each redaction made when auditing: line number (from 1), byte range in the line,
 /// rule index.
@@ -302,7 +305,7 @@ impl<'a, W: Write> Filter<'a, W> {
     }
 
     fn verbatim(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() >= OUT_FLUSH && !self.holding {
+        if bytes.len() >= DIRECT_WRITE && !self.holding {
             self.flush()?;
             self.write(bytes)
         } else {
