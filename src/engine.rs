@@ -5,7 +5,8 @@
 //! substring-minimal literals, ASCII case ignored; a longer literal is looked for around the
 //! hits of one it contains. Case-sensitive anchors are re-checked on the original bytes.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use aho_corasick::AhoCorasick;
 use regex_automata::meta;
@@ -15,11 +16,15 @@ use regex_automata::Input;
 use crate::json;
 use crate::mask::Mask;
 use crate::prefilter::{occurs_at, Prefilter};
-use crate::rules::{key_matches, normalize_key, AnchorCase, HitCheck, LazyRegex, Rule, Scanner};
+use crate::rules::{
+    key_matches, normalize_key, AnchorCase, ByteSet, HitCheck, LazyRegex, Rule, Scanner,
+};
 
 /// The block-level search looks this far ahead at a time: hits past a triggered line's end
 /// are kept for the lines after it, and a long triggered line is skipped unsearched.
 const STRETCH: usize = 16 * 1024;
+/// A literal's follow set (see [`Matcher::follow`]) is worked out after this many hits.
+const FOLLOW_AFTER: u32 = 64;
 
 /// A text this short is confirmed whole per triggered rule rather than in windows.
 const WHOLE_TEXT: usize = 16 * 1024;
@@ -66,6 +71,10 @@ pub(crate) struct Matcher {
     block_openers: Option<AhoCorasick>,
     /// Caches handed back by sessions that ended, for the next ones to start warm.
     spare_caches: CachePool,
+    /// For each literal: its hits so far, up to [`FOLLOW_AFTER`], and then the bytes that may
+    /// follow it for a regex hit check of its rules to pass (see [`LazyRegex::bytes_after`];
+    /// `None` for any byte).
+    follow: Vec<(AtomicU32, OnceLock<Option<ByteSet>>)>,
 }
 
 /// Warm caches handed back by finished sessions. Filling a fresh cache's lazy DFAs costs
@@ -303,6 +312,10 @@ impl Matcher {
             extensions,
             check_hits,
             spare_caches: CachePool::default(),
+            follow: patterns
+                .iter()
+                .map(|_| (AtomicU32::new(0), OnceLock::new()))
+                .collect(),
             prefilter,
             searched: ids,
             check_reach: trigger_offsets
@@ -473,6 +486,14 @@ impl Matcher {
         let horizon = text.len().min(at + CHECK_HORIZON);
         let line_end = newlines.line_end(text, at, horizon);
         let cut = line_end < text.len() && text[line_end] != b'\n';
+        // The byte after the literal, when it is itself in the decoded text, may rule out
+        // every regex check at once.
+        let next = at + self.literals[pattern].len();
+        let regex_may_pass = next >= line_end
+            || text[next] == b'\\'
+            || self
+                .follow(pattern)
+                .is_none_or(|after| after.contains(text[next]));
         let mut decoded = false;
         for &(r, offset) in offsets {
             let rule = &self.rules[r];
@@ -483,6 +504,7 @@ impl Matcher {
                         return true;
                     }
                 }
+                HitCheck::Regex { .. } if !regex_may_pass => {}
                 HitCheck::Regex { regex, reach } => {
                     if !decoded {
                         // One byte of left context, then the text from the hit on, decoded.
@@ -513,6 +535,33 @@ impl Matcher {
             }
         }
         false
+    }
+
+    /// The bytes that may follow literal `pattern` for a regex hit check of one of its rules
+    /// to pass; `None` when any may, or the literal is an escaped spelling (its bytes are not
+    /// those of the decoded text the checks run on), or it has had too few hits yet to be
+    /// worth the lazy DFA walk (some 100 µs; most literals never hit that often).
+    fn follow(&self, pattern: usize) -> Option<ByteSet> {
+        let (hits, follow) = &self.follow[pattern];
+        if let Some(&after) = follow.get() {
+            return after;
+        }
+        if hits.fetch_add(1, Ordering::Relaxed) < FOLLOW_AFTER {
+            return None;
+        }
+        *follow.get_or_init(|| {
+            if self.escaped[pattern] {
+                return None;
+            }
+            let literal = &self.literals[pattern];
+            let mut after = ByteSet::default();
+            for &(r, offset) in &self.trigger_offsets[pattern] {
+                if let HitCheck::Regex { regex, .. } = &self.rules[r].hit_check {
+                    after = after.union(regex.bytes_after(literal.get(offset..)?)?);
+                }
+            }
+            Some(after)
+        })
     }
 
     fn colon_fires(&self, text: &[u8], q: usize) -> bool {

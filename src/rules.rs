@@ -483,6 +483,9 @@ pub(crate) struct LazyRegex {
     source: String,
     unicode: bool,
     compiled: OnceLock<meta::Regex>,
+    /// A lazy DFA of the same regex, built for [`LazyRegex::bytes_after`] on its first use:
+    /// `None` when it cannot be built (a Unicode word boundary).
+    dfa: OnceLock<Option<regex_automata::hybrid::dfa::DFA>>,
 }
 
 impl LazyRegex {
@@ -493,6 +496,7 @@ impl LazyRegex {
             source: source.to_string(),
             unicode,
             compiled: OnceLock::new(),
+            dfa: OnceLock::new(),
         };
         if eager {
             let _ = lazy.compiled.set(compile_regex(source, unicode)?);
@@ -507,6 +511,97 @@ impl LazyRegex {
             compile_regex(&self.source, self.unicode)
                 .unwrap_or_else(|e| panic!("built-in pattern does not compile: {e}"))
         })
+    }
+}
+
+/// A set of bytes, one bit each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    pub fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    pub fn union(self, other: ByteSet) -> ByteSet {
+        ByteSet(std::array::from_fn(|i| self.0[i] | other.0[i]))
+    }
+}
+
+impl LazyRegex {
+    /// The bytes that may come right after `prefix` (in any mix of ASCII case) when a match
+    /// starts at `prefix`, whatever precedes it: after any other byte there is no match. A
+    /// hit check costs a decoded window and a regex search; this set turns most random hits
+    /// (`totalTokens` for `token…=`) away for the price of one lookup.
+    ///
+    /// `None` when that cannot be told: a match may end inside `prefix`, or the lazy DFA walked
+    /// to find out gives up (a quit byte, its cache full).
+    pub fn bytes_after(&self, prefix: &[u8]) -> Option<ByteSet> {
+        use regex_automata::util::start;
+        let dfa = self
+            .dfa
+            .get_or_init(|| {
+                regex_automata::hybrid::dfa::DFA::builder()
+                    .syntax(syntax::Config::new().unicode(self.unicode).utf8(false))
+                    .build(&self.source)
+                    .ok()
+            })
+            .as_ref()?;
+        let mut cache = dfa.create_cache();
+        // Every start state: the match may follow any byte, or none.
+        let mut states = Vec::new();
+        for behind in std::iter::once(None).chain((0..=255).map(Some)) {
+            let config = start::Config::new()
+                .anchored(regex_automata::Anchored::Yes)
+                .look_behind(behind);
+            let state = dfa.start_state(&mut cache, &config).ok()?;
+            if !states.contains(&state) {
+                states.push(state);
+            }
+        }
+        let mut next_states = Vec::new();
+        for &c in prefix {
+            next_states.clear();
+            for &state in &states {
+                for b in [c.to_ascii_lowercase(), c.to_ascii_uppercase()] {
+                    let next = dfa.next_state(&mut cache, state, b).ok()?;
+                    // Matches show one byte late: this one ended before `b`.
+                    if next.is_match() || next.is_quit() || next.is_unknown() {
+                        return None;
+                    }
+                    if !next.is_dead() && !next_states.contains(&next) {
+                        next_states.push(next);
+                    }
+                }
+            }
+            std::mem::swap(&mut states, &mut next_states);
+        }
+        // Bytes of one class have the same transitions: one of each is looked at.
+        let classes = dfa.byte_classes();
+        let mut alive = vec![None; classes.alphabet_len()];
+        let mut after = ByteSet::default();
+        for b in 0..=255u8 {
+            let class = usize::from(classes.get(b));
+            let live = match alive[class] {
+                Some(live) => live,
+                None => {
+                    let mut live = false;
+                    for &state in &states {
+                        live |= !dfa.next_state(&mut cache, state, b).ok()?.is_dead();
+                    }
+                    alive[class] = Some(live);
+                    live
+                }
+            };
+            if live {
+                after.insert(b);
+            }
+        }
+        Some(after)
     }
 }
 
@@ -701,5 +796,105 @@ impl Rule {
     /// True when this rule has neither anchors, a scanner nor JSON keys: it must look at every line.
     pub fn is_unanchored(&self) -> bool {
         self.anchors.is_empty() && self.scanner.is_none() && self.regex.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use regex_automata::{Anchored, Input};
+
+    /// The built-in rules with a regex hit check.
+    fn checked_rules() -> &'static [(RuleSpec, Rule)] {
+        static RULES: OnceLock<Vec<(RuleSpec, Rule)>> = OnceLock::new();
+        RULES.get_or_init(|| {
+            RulePack::builtin()
+                .into_iter()
+                .flat_map(|pack| pack.rules)
+                .map(|spec| {
+                    let rule = Rule::compile(&spec, "test").expect("built-in rules compile");
+                    (spec, rule)
+                })
+                .filter(|(_, rule)| matches!(rule.hit_check, HitCheck::Regex { .. }))
+                .collect()
+        })
+    }
+
+    /// Whether `regex` matches anchored at `text[at..]`, and if so, whether the byte after
+    /// the `len` bytes there is one [`LazyRegex::bytes_after`] admits.
+    fn admitted(regex: &LazyRegex, text: &[u8], at: usize, len: usize) -> Result<(), String> {
+        let input = Input::new(text)
+            .span(at..text.len())
+            .anchored(Anchored::Yes);
+        let Some(&next) = text.get(at + len) else {
+            return Ok(());
+        };
+        if regex.get().search_half(&input).is_none() {
+            return Ok(());
+        }
+        match regex.bytes_after(&text[at..at + len]) {
+            Some(after) if !after.contains(next) => Err(format!(
+                "check matches {:?} but {next:?} is not admitted after {:?}",
+                String::from_utf8_lossy(&text[at..]),
+                String::from_utf8_lossy(&text[at..at + len])
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Wherever a hit check matches in its rule's examples, the byte after the anchor is one
+    /// the follow set admits.
+    #[test]
+    fn bytes_after_admits_what_checks_match_in_the_examples() {
+        let mut checked = 0;
+        for (spec, rule) in checked_rules() {
+            let HitCheck::Regex { regex, .. } = &rule.hit_check else {
+                continue;
+            };
+            let inputs = spec.examples.iter().map(|e| &e.input);
+            for text in inputs.chain(&spec.negative_examples) {
+                let text = text.as_bytes();
+                for anchor in &rule.anchors {
+                    for at in 0..text.len() {
+                        let here = &text[at..];
+                        if here.len() > anchor.len()
+                            && here[..anchor.len()].eq_ignore_ascii_case(anchor)
+                        {
+                            admitted(regex, text, at, anchor.len()).unwrap();
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "only {checked} anchor occurrences looked at");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// An anchor in any case followed by text made of what hit checks look for: wherever
+        /// the check matches, the follow set admits the byte after the anchor.
+        #[test]
+        fn bytes_after_admits_what_checks_match(
+            rule in 0usize..1000,
+            anchor in 0usize..100,
+            flips in any::<u64>(),
+            tail in "[ =:'\"a-zA-Z0-9_./+-]{0,40}",
+        ) {
+            let rules = checked_rules();
+            let (_, rule) = &rules[rule % rules.len()];
+            let HitCheck::Regex { regex, .. } = &rule.hit_check else { unreachable!() };
+            prop_assume!(!rule.anchors.is_empty());
+            let anchor = &rule.anchors[anchor % rule.anchors.len()];
+            let mut text: Vec<u8> = anchor
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| if flips >> (i % 64) & 1 == 1 { b.to_ascii_uppercase() } else { b })
+                .collect();
+            text.extend_from_slice(tail.as_bytes());
+            prop_assert_eq!(admitted(regex, &text, 0, anchor.len()), Ok(()));
+        }
     }
 }
