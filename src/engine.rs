@@ -602,6 +602,11 @@ impl Matcher {
         let literal_hits = std::mem::take(&mut cache.literal_hits);
         for &(start, p) in &literal_hits {
             let end = start + self.literals[p].len();
+            // The byte after the literal may rule out every regex hit check at once.
+            let regex_may_pass = !self.check_hits
+                || text
+                    .get(end)
+                    .is_none_or(|&b| self.follow(p).is_none_or(|after| after.contains(b)));
             for &(r, offset) in &self.trigger_offsets[p] {
                 let rule = &self.rules[r];
                 let exact = rule.anchor_case == AnchorCase::Insensitive
@@ -621,7 +626,9 @@ impl Matcher {
                     cache.hits.push((r, start, end, false));
                 } else if rule.starts_at_anchor && self.check_hits {
                     cache.hits.push((r, start + offset, end, true));
-                } else if self.check_in_text(text, start + offset, r, cache) {
+                } else if (regex_may_pass || !matches!(rule.hit_check, HitCheck::Regex { .. }))
+                    && self.check_in_text(text, start + offset, r, cache)
+                {
                     cache.hits.push((r, start, end, false));
                 }
             }
