@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::{File, FileTimes, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -243,10 +243,7 @@ fn scrub_lines(
             })?;
         }
     }
-    let Some(temp) = out
-        .into_temp()
-        .map_err(|e| io_err("writing the scrubbed copy", e))?
-    else {
+    let Some(temp) = out.into_temp() else {
         unreachable!("checked above: the output diverged");
     };
     temp.persist(target)
@@ -570,7 +567,9 @@ struct Divergent {
     compared: u64,
     dir: PathBuf,
     name: OsString,
-    temp: Option<BufWriter<NamedTempFile>>,
+    /// Unbuffered: what is written comes in large pieces (the filter's output buffer, a
+    /// stretch of unchanged lines, a scrubbed chunk).
+    temp: Option<NamedTempFile>,
     scratch: Vec<u8>,
 }
 
@@ -614,18 +613,16 @@ impl Divergent {
                 "the file shrank while it was scrubbed",
             ));
         }
-        self.temp = Some(BufWriter::with_capacity(256 * 1024, temp));
+        self.temp = Some(temp);
         Ok(())
     }
 
     fn temp(&mut self) -> Option<&NamedTempFile> {
-        self.temp.as_ref().map(|t| t.get_ref())
+        self.temp.as_ref()
     }
 
-    fn into_temp(self) -> io::Result<Option<NamedTempFile>> {
+    fn into_temp(self) -> Option<NamedTempFile> {
         self.temp
-            .map(|t| t.into_inner().map_err(|e| e.into_error()))
-            .transpose()
     }
 }
 
