@@ -77,9 +77,9 @@ pub(crate) struct Matcher {
     follow: Vec<(AtomicU32, OnceLock<Option<ByteSet>>)>,
 }
 
-/// Warm caches handed back by finished sessions. Filling a fresh cache's lazy DFAs costs
-/// about half a millisecond of the first input it sees; a tree of small session files, each
-/// scrubbed by a session of its own, would pay that for every file.
+/// Warm caches handed back by finished sessions. Filling a fresh cache's lazy DFAs costs up to
+/// half a millisecond of the input it first sees (1 MB session files); a tree of session
+/// files, each scrubbed by a session of its own, would pay that for every file.
 #[derive(Default)]
 struct CachePool(Mutex<Vec<MatchCache>>);
 

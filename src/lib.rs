@@ -132,6 +132,8 @@ impl Scrubber {
         let mut on_found = |line: u64, start: usize, end: usize, rule: usize| {
             each(self.finding(line, start, end, rule))
         };
+        // Bound first: the filter, whose session hands its cache back when dropped, must go
+        // before `on_found`, which it borrows.
         let stats = stream::Filter::auditing(self, std::io::sink(), &mut on_found).run(reader);
         stats
     }
