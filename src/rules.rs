@@ -539,7 +539,7 @@ impl LazyRegex {
     /// (`totalTokens` for `token…=`) away for the price of one lookup.
     ///
     /// `None` when that cannot be told: a match may end inside `prefix`, or the lazy DFA walked
-    /// to find out gives up (a quit byte, its cache full).
+    /// to find out gives up (a quit byte, its cache cleared).
     pub fn bytes_after(&self, prefix: &[u8]) -> Option<ByteSet> {
         use regex_automata::util::start;
         let dfa = self
@@ -601,7 +601,8 @@ impl LazyRegex {
                 after.insert(b);
             }
         }
-        Some(after)
+        // A cache cleared during the walk invalidates the states it holds: give up.
+        (cache.clear_count() == 0).then_some(after)
     }
 }
 

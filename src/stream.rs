@@ -81,18 +81,24 @@ impl<'a, W: Write> Filter<'a, W> {
     /// state those lines leave (an open PEM block): how a chunk in the middle of a file is
     /// scrubbed exactly as a stream from the start would.
     pub fn primed(mut self, context: &[u8]) -> Filter<'a, W> {
-        debug_assert!(context.len() < OUT_FLUSH, "priming never writes");
-        // Nor reports: what the context holds is the previous chunk's to report.
-        let on_found = self.on_found.take();
-        if self.matcher.may_open_block(context) && self.consume(context, false).is_ok() {
-            self.out.clear();
-            self.session.counts.fill(0);
-            if let Some(found) = &mut self.session.found {
-                found.clear();
-            }
-            self.lines = 0;
+        if !self.matcher.may_open_block(context) {
+            return self;
         }
+        // Held, the output stays in `out` (no stretch goes straight to the writer) to be
+        // thrown away; nor is anything reported: the context is the previous chunk's.
+        let holding = std::mem::replace(&mut self.holding, true);
+        let on_found = self.on_found.take();
+        let pending = self.out.len();
+        // Held, the filter never writes, so it cannot fail.
+        let _ = self.consume(context, false);
+        self.out.truncate(pending);
+        self.session.counts.fill(0);
+        if let Some(found) = &mut self.session.found {
+            found.clear();
+        }
+        self.lines = 0;
         self.on_found = on_found;
+        self.holding = holding;
         self
     }
 

@@ -659,3 +659,36 @@ fn check_in_chunks_reports_like_the_stream() {
         "chunked findings differ from the stream's"
     );
 }
+
+/// A line longer than a chunk stops the chunks, and the rest is scrubbed as a stream primed
+/// with the lines before it. Priming that context (a block could open in it) must write
+/// nothing: a stretch of unchanged lines long enough to go straight to the writer once came
+/// out twice (found in review).
+#[test]
+fn priming_after_an_over_long_line_writes_nothing() {
+    let mut input = Vec::new();
+    let plain = |input: &mut Vec<u8>, bytes: usize| {
+        let mut n = 0;
+        while input.len() < bytes {
+            input.extend_from_slice(format!("plain gateway line number {n}\n").as_bytes());
+            n += 1;
+        }
+    };
+    plain(&mut input, 40 << 10);
+    input.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+    let len = input.len();
+    plain(&mut input, len + (40 << 10));
+    input.extend(std::iter::repeat_n(b'x', 100 << 10));
+    input.push(b'\n');
+    for _ in 0..5 {
+        input.extend_from_slice(b"a short line\n");
+    }
+    assert_eq!(scrubber().scrub_bytes(&input), input, "nothing to redact");
+    let scrubbed = scrub_in_chunks(scrubber(), &input, 64 << 10);
+    assert!(
+        scrubbed == input,
+        "{} bytes in, {} out",
+        input.len(),
+        scrubbed.len()
+    );
+}
