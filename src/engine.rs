@@ -23,7 +23,7 @@ use crate::rules::{
 /// The block-level search looks this far ahead at a time: hits past a triggered line's end
 /// are kept for the lines after it, and a long triggered line is skipped unsearched.
 const STRETCH: usize = 16 * 1024;
-/// A literal's follow set (see [`Matcher::follow`]) is worked out after this many hits.
+/// A literal's follow set (see [`Matcher::may_follow`]) is worked out after this many hits.
 const FOLLOW_AFTER: u32 = 64;
 
 /// A text this short is confirmed whole per triggered rule rather than in windows.
@@ -489,11 +489,8 @@ impl Matcher {
         // The byte after the literal, when it is itself in the decoded text, may rule out
         // every regex check at once.
         let next = at + self.literals[pattern].len();
-        let regex_may_pass = next >= line_end
-            || text[next] == b'\\'
-            || self
-                .follow(pattern)
-                .is_none_or(|after| after.contains(text[next]));
+        let regex_may_pass =
+            next >= line_end || text[next] == b'\\' || self.may_follow(pattern, text[next]);
         let mut decoded = false;
         for &(r, offset) in offsets {
             let rule = &self.rules[r];
@@ -537,31 +534,35 @@ impl Matcher {
         false
     }
 
-    /// The bytes that may follow literal `pattern` for a regex hit check of one of its rules
-    /// to pass; `None` when any may, or the literal is an escaped spelling (its bytes are not
-    /// those of the decoded text the checks run on), or it has had too few hits yet to be
-    /// worth the lazy DFA walk (some 100 µs; most literals never hit that often).
-    fn follow(&self, pattern: usize) -> Option<ByteSet> {
+    /// False when `next`, the byte right after literal `pattern`, rules out every regex hit
+    /// check of its rules. Always true for an escaped spelling (its bytes are not those of the
+    /// decoded text the checks run on), and until the literal has had enough hits to be worth
+    /// the lazy DFA walk that works out its follow set (some 100 µs; most literals never hit
+    /// that often).
+    fn may_follow(&self, pattern: usize, next: u8) -> bool {
         let (hits, follow) = &self.follow[pattern];
-        if let Some(&after) = follow.get() {
-            return after;
-        }
-        if hits.fetch_add(1, Ordering::Relaxed) < FOLLOW_AFTER {
+        let after = match follow.get() {
+            Some(&after) => after,
+            None if hits.fetch_add(1, Ordering::Relaxed) < FOLLOW_AFTER => None,
+            None => *follow.get_or_init(|| self.follow_set(pattern)),
+        };
+        after.is_none_or(|after| after.contains(next))
+    }
+
+    /// The bytes that may follow literal `pattern` for a regex hit check of one of its rules
+    /// to pass (see [`LazyRegex::bytes_after`]); `None` when any may.
+    fn follow_set(&self, pattern: usize) -> Option<ByteSet> {
+        if self.escaped[pattern] {
             return None;
         }
-        *follow.get_or_init(|| {
-            if self.escaped[pattern] {
-                return None;
+        let literal = &self.literals[pattern];
+        let mut after = ByteSet::default();
+        for &(r, offset) in &self.trigger_offsets[pattern] {
+            if let HitCheck::Regex { regex, .. } = &self.rules[r].hit_check {
+                after = after.union(regex.bytes_after(literal.get(offset..)?)?);
             }
-            let literal = &self.literals[pattern];
-            let mut after = ByteSet::default();
-            for &(r, offset) in &self.trigger_offsets[pattern] {
-                if let HitCheck::Regex { regex, .. } = &self.rules[r].hit_check {
-                    after = after.union(regex.bytes_after(literal.get(offset..)?)?);
-                }
-            }
-            Some(after)
-        })
+        }
+        Some(after)
     }
 
     fn colon_fires(&self, text: &[u8], q: usize) -> bool {
@@ -603,10 +604,8 @@ impl Matcher {
         for &(start, p) in &literal_hits {
             let end = start + self.literals[p].len();
             // The byte after the literal may rule out every regex hit check at once.
-            let regex_may_pass = !self.check_hits
-                || text
-                    .get(end)
-                    .is_none_or(|&b| self.follow(p).is_none_or(|after| after.contains(b)));
+            let regex_may_pass =
+                !self.check_hits || text.get(end).is_none_or(|&b| self.may_follow(p, b));
             for &(r, offset) in &self.trigger_offsets[p] {
                 let rule = &self.rules[r];
                 let exact = rule.anchor_case == AnchorCase::Insensitive
