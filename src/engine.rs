@@ -14,7 +14,6 @@ use regex_automata::util::captures::Captures;
 use regex_automata::Input;
 
 use crate::json;
-use crate::literals::AnchorLead;
 use crate::mask::Mask;
 use crate::prefilter::{occurs_at, Prefilter};
 use crate::rules::{
@@ -664,7 +663,6 @@ impl Matcher {
             // every match must start is confirmed there alone.
             let mut windows: Vec<(usize, usize)> = Vec::new();
             let mut starts: Vec<usize> = Vec::new();
-            let first = i;
             while i < cache.hits.len() && cache.hits[i].0 == rule_idx {
                 let (_, s, e, at_start) = cache.hits[i];
                 i += 1;
@@ -698,28 +696,10 @@ impl Matcher {
                     &mut cache.candidates,
                 )
             };
-            // Each hit's text span, by start; every anchor occurrence of the rule lies in one.
-            let spans = &cache.hits[first..i];
-            let mut next_hit = 0;
             for (ws, we) in windows {
                 let mut at = ws;
                 while at <= we {
-                    let mut from = at;
-                    if rule.anchor_lead != AnchorLead::Unknown {
-                        // A match from `at` on holds an anchor from `at` on: its hit ends past
-                        // `at`, and when no hit is left in the window no match is either.
-                        while spans.get(next_hit).is_some_and(|h| h.2 <= at) {
-                            next_hit += 1;
-                        }
-                        let Some(&(_, s, _, _)) = spans.get(next_hit).filter(|h| h.1 < we) else {
-                            break;
-                        };
-                        // And it starts at most `lead` bytes before its anchor's end.
-                        if let AnchorLead::Within(lead) = rule.anchor_lead {
-                            from = at.max((s + 1).saturating_sub(lead));
-                        }
-                    }
-                    match confirm(&Input::new(text).span(from..we)) {
+                    match confirm(&Input::new(text).span(at..we)) {
                         Some(next) => at = next,
                         None => break,
                     }
@@ -1066,62 +1046,6 @@ mod tests {
             let hits: Vec<(usize, usize)> =
                 hits.iter().map(|&(s, p)| (s, m.literals[p].len())).collect();
             proptest::prop_assert_eq!(hits, naive_literal_hits(m, &text));
-        }
-    }
-
-    /// Example texts of the built-in rules, positive and negative: where their anchors sit
-    /// in and around real secrets.
-    fn example_texts() -> Vec<String> {
-        crate::rules::RulePack::builtin()
-            .into_iter()
-            .flat_map(|pack| pack.rules)
-            .flat_map(|rule| {
-                let inputs = rule.examples.into_iter().map(|e| e.input);
-                inputs.chain(rule.negative_examples).collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
-        /// A confirmation that starts near the first hit and stops when no hit is left, as
-        /// each rule's `AnchorLead` allows, finds what a search of the whole text finds: texts
-        /// made of several rules' examples, cut anywhere and joined with separators; a long gap
-        /// makes the text long enough to be confirmed in windows.
-        #[test]
-        fn anchor_leads_change_no_finding(
-            picks in proptest::collection::vec(
-                (proptest::prelude::any::<proptest::sample::Index>(), 0usize..400, 0usize..5),
-                1..8,
-            ),
-        ) {
-            static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-            let texts = TEXTS.get_or_init(example_texts);
-            let mut text = Vec::new();
-            for (pick, cut, sep) in picks {
-                let example = pick.get(texts).as_bytes();
-                text.extend_from_slice(&example[cut.min(example.len())..]);
-                match sep {
-                    4 => text.resize(text.len() + WHOLE_TEXT, b' '),
-                    _ => text.extend_from_slice([&b" "[..], b", ", b"\t", b"&"][sep]),
-                }
-            }
-            static SCRUBBERS: std::sync::OnceLock<[crate::Scrubber; 2]> =
-                std::sync::OnceLock::new();
-            let [with, without] = SCRUBBERS.get_or_init(|| {
-                let mut without = crate::Scrubber::builder().build().unwrap();
-                for rule in &mut without.matcher.rules {
-                    rule.anchor_lead = AnchorLead::Unknown;
-                }
-                [crate::Scrubber::builder().build().unwrap(), without]
-            });
-            let find = |s: &crate::Scrubber| {
-                let mut out = Vec::new();
-                s.matcher.find(&text, &mut s.matcher.new_cache(), &s.mask, &mut out);
-                out
-            };
-            let found = find(with);
-            proptest::prop_assert_eq!(&found, &find(without));
         }
     }
 

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::gitleaks;
-use crate::literals::{self, AnchorLead};
+use crate::literals;
 use crate::validate::Validator;
 
 /// What kind of secret a rule finds; `--only` selects rules by it.
@@ -371,9 +371,6 @@ pub(crate) struct Rule {
     /// Every match starts with one of the anchors and is at most `reach` (≤ 2 KiB) long, so
     /// the regex can run anchored at a hit, over `reach` bytes.
     pub starts_at_anchor: bool,
-    /// Where the regex's matches hold an anchor: how close to the hits a confirmation can
-    /// start, and whether it can stop when none is left.
-    pub anchor_lead: AnchorLead,
 }
 
 /// The block-level check of an anchor hit. A check may accept hits that lead to no secret (the
@@ -772,13 +769,6 @@ impl Rule {
                 _ => HitCheck::None,
             }
         };
-        let anchor_lead = match &hir {
-            Some(hir) if spec.scanner.is_none() => match anchor_case {
-                AnchorCase::Insensitive => literals::anchor_lead(hir, &anchors, true),
-                AnchorCase::Sensitive => literals::anchor_lead(hir, &exact_anchors, false),
-            },
-            _ => AnchorLead::Unknown,
-        };
         Ok(Rule {
             id: spec.id.clone(),
             description: spec.description.clone(),
@@ -801,7 +791,6 @@ impl Rule {
             hit_check,
             group_is_match,
             starts_at_anchor,
-            anchor_lead,
         })
     }
 
