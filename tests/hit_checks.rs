@@ -169,6 +169,39 @@ fn corpus_same_with_and_without_checks() {
     }
 }
 
+/// Every built-in rule's examples with one character repeated: a check allowing less room
+/// than its regex (a name, a user part, a JWT header longer than the check reads) holds back a
+/// secret the regex finds. Found in review: `azure-ad-client-secret`, `url-credentials` and
+/// `jwt` had such checks. Each example is also checked after an unchanged copy of itself, as a
+/// line holding two secrets.
+#[test]
+fn stretched_examples_agree_with_and_without_checks() {
+    let (checked, unchecked) = scrubbers();
+    let mut differ = Vec::new();
+    for pack in clawscrub::RulePack::builtin() {
+        for rule in pack.rules {
+            for example in rule.examples {
+                let chars: Vec<char> = example.input.chars().collect();
+                for at in 0..chars.len() {
+                    for times in [40, 48, 140, 1100] {
+                        let mut stretched: String = chars[..at].iter().collect();
+                        stretched.extend(std::iter::repeat_n(chars[at], times));
+                        stretched.extend(&chars[at + 1..]);
+                        for input in [stretched.clone(), format!("{stretched} {}", example.input)] {
+                            let a = checked.scrub_bytes(input.as_bytes());
+                            if a != unchecked.scrub_bytes(input.as_bytes()) {
+                                differ.push(format!("{} at {at} x{times}", rule.id));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    differ.dedup_by(|a, b| a.split(' ').next() == b.split(' ').next());
+    assert!(differ.is_empty(), "checks hold back secrets: {differ:?}");
+}
+
 /// Found by the property above in CI: a key with a prefix outside `[A-Za-z0-9_-]`
 /// (`10.api_key`) ends like a sensitive key, and the block-level check must see it whole.
 #[test]
