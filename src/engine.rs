@@ -149,6 +149,9 @@ pub(crate) struct MatchCache {
     /// Rule hits: rule, span of the literal (or, when the last field is set, the anchor and
     /// literal end: the rule's regex is run anchored at the start).
     hits: Vec<(usize, usize, usize, bool)>,
+    /// One rule's merged confirmation windows, and the hits its regex runs anchored at.
+    windows: Vec<(usize, usize)>,
+    starts: Vec<usize>,
     candidates: Vec<Span>,
     /// The JSON-decoded text after a block-level hit, and its offset map.
     window: Vec<u8>,
@@ -364,6 +367,8 @@ impl Matcher {
             literal_hits: Vec::new(),
             colons: Vec::new(),
             hits: Vec::new(),
+            windows: Vec::new(),
+            starts: Vec::new(),
             candidates: Vec::new(),
             window: Vec::new(),
             window_next: Vec::new(),
@@ -654,6 +659,8 @@ impl Matcher {
         }
         cache.hits.sort_unstable();
         cache.candidates.clear();
+        let mut windows = std::mem::take(&mut cache.windows);
+        let mut starts = std::mem::take(&mut cache.starts);
         let mut i = 0;
         while i < cache.hits.len() {
             let rule_idx = cache.hits[i].0;
@@ -661,8 +668,8 @@ impl Matcher {
             let reach = rule.reach;
             // Merge this rule's hit windows, then confirm each merged window once; a hit where
             // every match must start is confirmed there alone.
-            let mut windows: Vec<(usize, usize)> = Vec::new();
-            let mut starts: Vec<usize> = Vec::new();
+            windows.clear();
+            starts.clear();
             while i < cache.hits.len() && cache.hits[i].0 == rule_idx {
                 let (_, s, e, at_start) = cache.hits[i];
                 i += 1;
@@ -696,7 +703,7 @@ impl Matcher {
                     &mut cache.candidates,
                 )
             };
-            for (ws, we) in windows {
+            for &(ws, we) in &windows {
                 let mut at = ws;
                 while at <= we {
                     match confirm(&Input::new(text).span(at..we)) {
@@ -709,7 +716,7 @@ impl Matcher {
             // search above would: the same matches, without the reverse scan for their starts.
             starts.dedup();
             let mut next = 0;
-            for at in starts {
+            for &at in &starts {
                 if at >= next {
                     // A match is at most `reach` long (look-around sees past the span).
                     let input = Input::new(text)
@@ -719,6 +726,7 @@ impl Matcher {
                 }
             }
         }
+        (cache.windows, cache.starts) = (windows, starts);
         resolve_overlaps(&mut cache.candidates, out);
     }
 }

@@ -160,7 +160,7 @@ fn within<'t>(
     const LONGEST: usize = 256;
     let from = start.saturating_sub(LONGEST);
     let to = text.len().min(start + open.len());
-    let at = memchr::memmem::rfind(&text[from..to], open)? + from;
+    let at = rfind(&text[from..to], open)? + from;
     let inner = at + open.len();
     let (inner_end, mask_end) = if close.is_empty() {
         (inner, inner)
@@ -169,6 +169,16 @@ fn within<'t>(
         (inner + i, inner + i + close.len())
     };
     (end <= mask_end).then(|| &text[inner..inner_end])
+}
+
+/// The last occurrence of `needle` in `hay`, as `memmem::rfind`. A mask starts with a byte
+/// that text rarely holds (`[`), so looking for that byte beats building a `memmem` searcher,
+/// which this is asked for once per candidate secret.
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let Some(&first) = needle.first() else {
+        return Some(hay.len());
+    };
+    memchr::memrchr_iter(first, hay).find(|&i| hay[i..].starts_with(needle))
 }
 
 fn hmac_hex8(key: &[u8], secret: &[u8]) -> String {
