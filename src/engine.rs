@@ -226,6 +226,14 @@ impl Matcher {
                 trigger_offsets.push(Vec::new());
                 escaped.push(true);
             }
+            // Strings nested three levels or more (JSON in a tool result in a transcript line,
+            // inside one more string) escape past the spellings above: a `\/` two levels
+            // further down is `\\\\/`, a `"` three levels down `\\\\\\\"`. Only such
+            // nesting (or a backslash two levels down) writes four backslashes in a row: the
+            // line gets the closer look, which decodes it level by level.
+            patterns.push(b"\\\\\\\\".to_vec());
+            trigger_offsets.push(Vec::new());
+            escaped.push(true);
         }
         // A literal containing another is not searched: it is looked for around each hit of
         // the one it contains (its "extension"). Fewer literals, fewer candidates; and no two

@@ -117,3 +117,33 @@ fn an_address_after_a_unicode_escape_is_redacted() {
         serde_json::from_str::<serde_json::Value>(&out).expect("output is JSON");
     }
 }
+
+/// Found by `scrub_json` in CI: a URL whose `/` its innermost emitter escaped (`\/`), two
+/// string levels further down (a tool result holding JSON, inside a transcript line). Its
+/// raw spelling `:\\\\/\\\\/` is none of the escaped spellings the block-level search looks
+/// for (two levels), so nothing sent the line to the closer look. A run of four backslashes
+/// now does. Every nesting the scrubber decodes (four levels), either `/` style at each.
+#[test]
+fn an_anchor_escaped_three_levels_down_is_found() {
+    let secret = "Zq8vLm2RtXw4";
+    let text = format!("{{\"db\":\"postgres://app:{secret}@db.internal:5432/app\"}}");
+    for depth in 1..=4usize {
+        for styles in 0..1u32 << depth {
+            let mut line = text.clone();
+            for level in 0..depth {
+                let mut encoded = serde_json::to_string(&line).expect("a string serialises");
+                if styles >> level & 1 == 1 {
+                    encoded = encoded.replace('/', "\\/");
+                }
+                line = format!("{{\"text\":{encoded}}}");
+            }
+            // With its newline: a last line without one always gets the closer look.
+            let out = scrub_idempotent(&format!("{line}\n"));
+            assert!(
+                !out.contains(secret),
+                "depth {depth} styles {styles:b}: {out}"
+            );
+            serde_json::from_str::<serde_json::Value>(&out).expect("output is JSON");
+        }
+    }
+}
