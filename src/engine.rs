@@ -205,7 +205,8 @@ impl Matcher {
             }
         }
         // For each literal: the rules whose anchor occurs in the anchor it stands for, with the
-        // offset (leftmost-longest search reports only the longest literal at a position).
+        // offset (of the literals starting at one place, only the longest plain one is kept:
+        // see `literal_hits`).
         let mut trigger_offsets: Vec<Vec<(usize, usize)>> = Vec::with_capacity(patterns.len());
         for (_, base) in &patterns {
             let mut offsets = Vec::new();
@@ -583,7 +584,8 @@ impl Matcher {
             || (!self.digits_colon_rules.is_empty() && digits_colon(text, q))
     }
 
-    /// Every literal occurring in `text`, the longest at each start, sorted by start: the
+    /// Every literal occurring in `text`, the longest plain one at each start (and
+    /// every escaped spelling), sorted by start: the
     /// searched ones from the prefilter, and around each of their hits the longer literals
     /// that contain them. The colon scanners' hits (where the `:` is) go to `colons`.
     fn literal_hits(&self, text: &[u8], out: &mut Vec<(usize, usize)>, colons: &mut Vec<usize>) {
@@ -603,7 +605,12 @@ impl Matcher {
             out.extend(self.extensions_at(text, at, q));
         }
         out.sort_unstable_by_key(|&(start, p)| (start, std::cmp::Reverse(self.literals[p].len())));
-        out.dedup_by_key(|&mut (start, _)| start);
+        // A shorter literal at the same start is a prefix of the longer one, whose triggers
+        // include its rules, unless either is an escaped spelling: those trigger the rules of
+        // the anchor they spell, not of what they contain (a user's `\"auth` inside the
+        // escaped `\"auth\"` of a built-in `"auth"`), so both are kept.
+        let mut plain_at = None;
+        out.retain(|&(start, p)| self.escaped[p] || plain_at.replace(start) != Some(start));
     }
 
     /// Finds the secrets in `text` (a plain line or decoded JSON string content), resolved to
@@ -1018,18 +1025,24 @@ mod tests {
 
     /// The longest literal at each start, by brute force over every literal.
     fn naive_literal_hits(m: &Matcher, text: &[u8]) -> Vec<(usize, usize)> {
-        (0..text.len())
-            .filter_map(|start| {
-                (0..m.literals.len())
-                    .filter(|&p| {
-                        let lit = &m.literals[p];
-                        text.get(start..start + lit.len())
-                            .is_some_and(|t| t.eq_ignore_ascii_case(lit))
-                    })
-                    .max_by_key(|&p| m.literals[p].len())
-                    .map(|p| (start, m.literals[p].len()))
-            })
-            .collect()
+        let mut hits = Vec::new();
+        for start in 0..text.len() {
+            let found = (0..m.literals.len()).filter(|&p| {
+                let lit = &m.literals[p];
+                text.get(start..start + lit.len())
+                    .is_some_and(|t| t.eq_ignore_ascii_case(lit))
+            });
+            let (escaped, plain): (Vec<usize>, Vec<usize>) = found.partition(|&p| m.escaped[p]);
+            let longest_plain = plain.into_iter().max_by_key(|&p| m.literals[p].len());
+            let mut lens: Vec<usize> = escaped
+                .into_iter()
+                .chain(longest_plain)
+                .map(|p| m.literals[p].len())
+                .collect();
+            lens.sort_unstable_by(|a, b| b.cmp(a));
+            hits.extend(lens.into_iter().map(|len| (start, len)));
+        }
+        hits
     }
 
     proptest::proptest! {

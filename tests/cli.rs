@@ -546,6 +546,46 @@ fn pattern_flag_is_case_insensitive_and_no_builtin_uses_only_it() {
     );
 }
 
+/// A user pattern whose literal is a prefix of a built-in anchor's JSON-escaped spelling
+/// (`\"auth` of `\"auth\"`, the escaped `"auth"` of `docker-config-auth`): the close look kept
+/// only the longest literal at a start, and an escaped spelling triggers only the rules of the
+/// anchor it spells, so the user's rule was never tried there and its secret passed. Each case
+/// failed with the built-ins before; `--no-builtin` shows the pattern itself is right.
+#[test]
+fn a_user_literal_inside_a_builtin_escaped_spelling_still_triggers() {
+    for (pattern, line) in [
+        (
+            r#"\\"auth[a-z]*\\":\\"(\w+)"#,
+            r#"x {\"auth\":\"c29tZXVzZXI6cGFzcw\"}"#,
+        ),
+        (
+            r#"\\"private[a-z]*\\": ?\\"(\w+)"#,
+            r#"x {\"private\": \"c29tZXVzZXI6cGFzcw\"}"#,
+        ),
+        (
+            r#"apikey\\[":\\]+(\w+)"#,
+            r#"x {\"apikey\":\"c29tZXVzZXI6cGFzcw\"}"#,
+        ),
+        (
+            r#":\\/[\\/]*(\w+)"#,
+            r#"x {\"u\":\"https:\/\/c29tZXVzZXI6cGFzcw.example\"}"#,
+        ),
+    ] {
+        let input = format!("{line}\n");
+        for builtin in [false, true] {
+            let mut args = vec!["--pattern", pattern];
+            if !builtin {
+                args.push("--no-builtin");
+            }
+            let out = ok(&Cli::new(args).run(input.as_bytes()));
+            assert!(
+                !out.contains("c29tZXVzZXI6cGFzcw"),
+                "{pattern} (built-ins {builtin}): {line} -> {out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn unsupported_pattern_flag_exits_2_without_quoting_it() {
     let o = Cli::new(["--pattern", "(?=x)sk-live-PatternLeak"]).run(b"x\n");
