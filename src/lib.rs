@@ -161,10 +161,15 @@ impl Scrubber {
     /// A scrubber with `spec` as its only rule (turned on even if opt-in) and the `tag` mask:
     /// what `rules test` checks examples with and `rules lint` times.
     pub(crate) fn for_rule_alone(origin: &str, spec: &RuleSpec) -> Result<Scrubber, Error> {
+        Scrubber::rule_alone(origin, spec, true)
+    }
+
+    fn rule_alone(origin: &str, spec: &RuleSpec, check_hits: bool) -> Result<Scrubber, Error> {
         let mut alone = spec.clone();
         alone.enabled = true;
         Scrubber::builder()
             .builtin(false)
+            .check_hits(check_hits)
             .pack(RulePack {
                 origin: origin.to_string(),
                 rules: vec![alone],
@@ -383,38 +388,146 @@ pub struct ExampleFailure {
 }
 
 /// Runs every example and negative example of `pack`, each with only its own rule active and
-/// the `tag` mask. Returns the failures (empty when all pass) and the number of checks run.
+/// the `tag` mask. A rule stating a `hit_check` also has each example stretched (see
+/// [`stretched_examples`]) and scrubbed with and without its check: a check that allows less
+/// than the regex holds back secrets the regex finds. Returns the failures (empty when all
+/// pass) and the number of checks run.
 pub fn check_examples(pack: &RulePack) -> Result<(Vec<ExampleFailure>, usize), Error> {
+    use rayon::prelude::*;
+    let per_rule = pack
+        .rules
+        .par_iter()
+        .map(|spec| check_rule_examples(&pack.origin, spec))
+        .collect::<Result<Vec<_>, Error>>()?;
+    let checked = per_rule.iter().map(|(_, n)| n).sum();
+    Ok((per_rule.into_iter().flat_map(|(f, _)| f).collect(), checked))
+}
+
+/// [`check_examples`] for one rule.
+fn check_rule_examples(
+    origin: &str,
+    spec: &RuleSpec,
+) -> Result<(Vec<ExampleFailure>, usize), Error> {
     let mut failures = Vec::new();
     let mut checked = 0;
-    for spec in &pack.rules {
-        let scrubber = Scrubber::for_rule_alone(&pack.origin, spec)?;
-        let cases = spec
-            .examples
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (format!("example {}", i + 1), &e.input, &e.output))
-            .chain(
-                spec.negative_examples
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| (format!("negative example {}", i + 1), n, n)),
-            );
-        for (which, input, expected) in cases {
+    let failure = |which: String, input: String, expected: String, actual: String| ExampleFailure {
+        origin: origin.to_string(),
+        rule: spec.id.clone(),
+        which,
+        input,
+        expected,
+        actual,
+    };
+    let scrubber = Scrubber::for_rule_alone(origin, spec)?;
+    let cases = spec
+        .examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("example {}", i + 1), &e.input, &e.output))
+        .chain(
+            spec.negative_examples
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("negative example {}", i + 1), n, n)),
+        );
+    for (which, input, expected) in cases {
+        checked += 1;
+        let actual = String::from_utf8_lossy(&scrubber.scrub_bytes(input.as_bytes())).into_owned();
+        if actual != *expected {
+            failures.push(failure(which, input.clone(), expected.clone(), actual));
+        }
+    }
+    if spec.hit_check.is_some() {
+        let unchecked = Scrubber::rule_alone(origin, spec, false)?;
+        for (i, example) in spec.examples.iter().enumerate() {
             checked += 1;
-            let actual =
-                String::from_utf8_lossy(&scrubber.scrub_bytes(input.as_bytes())).into_owned();
-            if actual != *expected {
-                failures.push(ExampleFailure {
-                    origin: pack.origin.clone(),
-                    rule: spec.id.clone(),
-                    which,
-                    input: input.clone(),
-                    expected: expected.clone(),
-                    actual,
-                });
+            let stretched = stretched_examples(spec, &example.input);
+            if let Some((input, expected, actual)) = held_back(&scrubber, &unchecked, stretched) {
+                failures.push(failure(
+                    format!(
+                        "example {} stretched: the hit_check holds back what the regex finds",
+                        i + 1
+                    ),
+                    input,
+                    String::from_utf8_lossy(&expected).into_owned(),
+                    String::from_utf8_lossy(&actual).into_owned(),
+                ));
             }
         }
     }
     Ok((failures, checked))
+}
+
+/// The first of `inputs` that `checked` scrubs differently from `unchecked`, with what each
+/// made of it. The inputs are lines, scrubbed as one text first: most often none differs, and
+/// one call costs less than thousands.
+fn held_back(
+    checked: &Scrubber,
+    unchecked: &Scrubber,
+    inputs: impl Iterator<Item = String>,
+) -> Option<(String, Vec<u8>, Vec<u8>)> {
+    let inputs: Vec<String> = inputs.collect();
+    let all = inputs.concat();
+    if checked.scrub_bytes(all.as_bytes()) == unchecked.scrub_bytes(all.as_bytes()) {
+        return None;
+    }
+    let one_by_one = inputs.iter().find_map(|input| {
+        let expected = unchecked.scrub_bytes(input.as_bytes());
+        let actual = checked.scrub_bytes(input.as_bytes());
+        (actual != expected).then(|| (input.clone(), expected, actual))
+    });
+    // A difference only in sequence (a block one line opens): the whole text is the case.
+    one_by_one.or_else(|| {
+        let (expected, actual) = (
+            unchecked.scrub_bytes(all.as_bytes()),
+            checked.scrub_bytes(all.as_bytes()),
+        );
+        Some((all, expected, actual))
+    })
+}
+
+/// `example` with one character repeated, for each character in turn, one more time than
+/// each bound in `spec`'s `hit_check` allows (`{0,4}` → 5) and 40, 48, 140 and 1,100 times
+/// (past bounds such checks were written with: 32, 48, 128, 1,024). Each comes alone and
+/// followed by the example unchanged (a line with two secrets), and ends with a newline: the
+/// filter gives a last line without one the closer look whatever the checks say.
+pub fn stretched_examples<'a>(
+    spec: &RuleSpec,
+    example: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    let mut times: Vec<usize> = vec![40, 48, 140, 1100];
+    if let Some(check) = &spec.hit_check {
+        let bounds = rules::repetition_bounds(check, spec.unicode);
+        times.extend(
+            bounds
+                .iter()
+                .map(|&m| m as usize + 1)
+                .filter(|&t| t <= 4096),
+        );
+    }
+    times.sort_unstable();
+    times.dedup();
+    let chars: Vec<char> = example.chars().collect();
+    // In a run of token characters (letters, digits, base64's `+/=`, `_-%`) a character
+    // stretched anywhere makes the same longer run: each distinct one is stretched where it
+    // first occurs in the run. Long keys would otherwise cost seconds.
+    let mut seen_in_run = std::collections::HashSet::new();
+    let positions: Vec<usize> = (0..chars.len())
+        .filter(|&at| {
+            if !(chars[at].is_ascii_alphanumeric() || "+/=_-%".contains(chars[at])) {
+                seen_in_run.clear();
+                return true;
+            }
+            seen_in_run.insert(chars[at])
+        })
+        .collect();
+    positions.into_iter().flat_map(move |at| {
+        let chars = chars.clone();
+        times.clone().into_iter().flat_map(move |times| {
+            let mut stretched: String = chars[..at].iter().collect();
+            stretched.extend(std::iter::repeat_n(chars[at], times));
+            stretched.extend(&chars[at + 1..]);
+            [format!("{stretched}\n"), format!("{stretched} {example}\n")]
+        })
+    })
 }

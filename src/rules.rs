@@ -622,6 +622,31 @@ fn whole_match_group(hir: &Hir) -> bool {
     }
 }
 
+/// The upper bounds of the bounded repetitions in `pattern` (`{0,64}`, `{8}`), sorted; none
+/// when it does not parse.
+pub(crate) fn repetition_bounds(pattern: &str, unicode: bool) -> Vec<u32> {
+    fn walk(hir: &Hir, out: &mut Vec<u32>) {
+        match hir.kind() {
+            HirKind::Repetition(rep) => {
+                out.extend(rep.max);
+                walk(&rep.sub, out);
+            }
+            HirKind::Capture(cap) => walk(&cap.sub, out),
+            HirKind::Concat(subs) | HirKind::Alternation(subs) => {
+                subs.iter().for_each(|h| walk(h, out));
+            }
+            _ => {}
+        }
+    }
+    let mut bounds = Vec::new();
+    if let Ok(hir) = parse_regex(pattern, unicode) {
+        walk(&hir, &mut bounds);
+    }
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds
+}
+
 /// Parses a pattern with the engine's syntax settings, reporting errors without quoting it.
 pub(crate) fn parse_regex(pattern: &str, unicode: bool) -> Result<Hir, String> {
     regex_syntax::ParserBuilder::new()

@@ -734,6 +734,41 @@ fn rules_test_fails_on_a_wrong_user_example() {
     ok(&o);
 }
 
+/// A user's `hit_check` allowing 4 spaces before `=` where the regex allows 16: its own example
+/// passes, but the same key with 5 spaces is held back at the block level and leaks.
+#[test]
+fn rules_test_flags_a_hit_check_stricter_than_its_regex() {
+    let rule = r#"
+[[rule]]
+id = "acme-token"
+description = "ACME deploy token"
+category = "token"
+anchors = ["acme_token"]
+anchor_case = "insensitive"
+hit_check = '(?i)acme_token\s{0,4}=\s{0,4}[a-z0-9]{8}'
+regex = '(?i)acme_token\s{0,16}=\s{0,16}([a-z0-9]{8,64})'
+secret_group = 1
+examples = [{ input = "ACME_TOKEN = abcdef1234567890", output = "ACME_TOKEN = [REDACTED:acme-token]" }]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let strict = write(dir.path(), "strict.toml", rule);
+    let o = Cli::new(["rules".as_ref(), "test".as_ref(), strict.as_os_str()]).run(b"");
+    assert_no_panic(&o);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("FAIL") && out.contains("acme-token example 1 stretched"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("1 failed"), "{out}");
+    let loose = write(
+        dir.path(),
+        "loose.toml",
+        rule.replace(r"\s{0,4}", r"\s{0,16}"),
+    );
+    ok(&Cli::new(["rules".as_ref(), "test".as_ref(), loose.as_os_str()]).run(b""));
+}
+
 #[test]
 fn rules_test_with_a_broken_rule_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();

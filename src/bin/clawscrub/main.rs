@@ -191,7 +191,9 @@ enum RulesCommand {
     /// Print id, category, description and trigger of every active rule.
     List,
     /// Check every example and negative example of the built-in packs and of FILEs
-    /// (rule files in clawscrub's TOML format); exit 1 on any failure.
+    /// (rule files in clawscrub's TOML format), and that no `hit_check` holds back what its
+    /// regex finds in the examples stretched (one character repeated past each bound of the
+    /// check); exit 1 on any failure.
     Test {
         /// Extra rule files to check.
         #[arg(value_name = "FILE")]
