@@ -1,6 +1,6 @@
 //! Just enough JSON to scrub inside strings without re-serialising anything.
 //!
-//! The tokenizer finds string values and the key each belongs to; the decoder turns a string's
+//! The tokenizer finds strings (keys included) and the key each value belongs to; the decoder turns a string's
 //! escapes into text with a map back to the raw bytes, so a span found in decoded text becomes
 //! an edit of whole escape sequences in the raw line. Every byte outside an edit stays as it was:
 //! key order, spacing, number formats and the emitter's escaping style survive.
@@ -12,13 +12,16 @@ const MAX_NESTING: usize = 512;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NotJson;
 
-/// A string value: its raw contents are `text[start..end]` (between the quotes).
+/// A string, value or key: its raw contents are `text[start..end]` (between the quotes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StringValue {
     pub start: usize,
     pub end: usize,
-    /// Raw contents of the nearest enclosing key (an array's values inherit its key).
+    /// Raw contents of the nearest enclosing key (an array's values inherit its key); `None`
+    /// for a key itself.
     pub key: Option<(usize, usize)>,
+    /// Whether this string is an object key.
+    pub is_key: bool,
 }
 
 /// True when the first non-blank byte opens an object, an array or a string (a JSONL line
@@ -52,7 +55,8 @@ struct Frame {
     expect: Expect,
 }
 
-/// Scans `text` as one JSON value (surrounding blanks allowed) and appends its string values.
+/// Scans `text` as one JSON value (surrounding blanks allowed) and appends its strings, keys
+/// included, in order.
 /// Fails, appending nothing usable, on anything that is not well-formed enough to edit safely.
 pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), NotJson> {
     out.clear();
@@ -76,6 +80,14 @@ pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), No
         match (expect, b) {
             (Expect::FirstKey | Expect::Key, b'"') => {
                 let end = string_end(text, i + 1)?;
+                // A key is text too (a map keyed by tokens or hosts): scanned as a value
+                // without a key of its own.
+                out.push(StringValue {
+                    start: i + 1,
+                    end,
+                    key: None,
+                    is_key: true,
+                });
                 let top = stack.last_mut().ok_or(NotJson)?;
                 top.key = Some((i + 1, end));
                 top.expect = Expect::Colon;
@@ -99,6 +111,7 @@ pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), No
                         start: i + 1,
                         end,
                         key,
+                        is_key: false,
                     });
                     i = end + 1;
                     top_done = finish_value(&mut stack);
@@ -380,12 +393,18 @@ mod tests {
     #[test]
     fn finds_values_with_keys() {
         let v = values(r#"{"a":"x","b":[1,"y",{"c":"z"}],"d":null,"e":-1.5e3} "#).unwrap();
+        let key = |k: &str| (k.to_string(), None);
         assert_eq!(
             v,
             vec![
+                key("a"),
                 ("x".into(), Some("a".into())),
+                key("b"),
                 ("y".into(), Some("b".into())),
-                ("z".into(), Some("c".into()))
+                key("c"),
+                ("z".into(), Some("c".into())),
+                key("d"),
+                key("e"),
             ]
         );
         assert_eq!(

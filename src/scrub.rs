@@ -1,6 +1,8 @@
 //! Scrubbing one line: JSON-aware when the line is JSON, plain text otherwise, with the bounded
 //! state that carries a multi-line PEM block from line to line.
 
+use std::collections::HashSet;
+
 use crate::engine::{MatchCache, Span};
 use crate::json::{self, StringValue};
 use crate::rules::{key_matches, normalize_key};
@@ -9,6 +11,10 @@ use crate::Scrubber;
 
 /// Strings whose decoded text is JSON are scrubbed as JSON this many levels down.
 const MAX_JSON_DEPTH: usize = 4;
+/// Keys longer than this are not remembered as clean (see `Session::clean_keys`), nor more
+/// than this many: a line of generated keys must not grow the set without bound.
+const MAX_CLEAN_KEY: usize = 64;
+const MAX_CLEAN_KEYS: usize = 4096;
 /// A PEM block in plain text is followed for at most this many lines.
 const MAX_BLOCK_LINES: usize = 400;
 
@@ -34,6 +40,9 @@ pub(crate) struct Session<'a> {
     spans: Vec<Span>,
     tokens: Vec<Vec<StringValue>>,
     decoded: Vec<(Vec<u8>, Vec<u32>)>,
+    /// Object keys (raw) found to hold nothing: JSONL repeats a few dozen keys on every line,
+    /// and looking at each again cost dense transcripts 7 %.
+    clean_keys: HashSet<Box<[u8]>>,
     block: Option<OpenBlock>,
     /// Redactions per rule index.
     pub counts: Vec<u64>,
@@ -60,6 +69,7 @@ impl<'a> Session<'a> {
             decoded: (0..=MAX_JSON_DEPTH)
                 .map(|_| (Vec::new(), Vec::new()))
                 .collect(),
+            clean_keys: HashSet::new(),
             block: None,
             found: None,
         }
@@ -255,7 +265,7 @@ impl<'a> Session<'a> {
             return;
         }
         let raw = &text[value.start..value.end];
-        if raw.is_empty() {
+        if raw.is_empty() || (value.is_key && self.clean_keys.contains(raw)) {
             return;
         }
         let (mut decoded, mut map) = std::mem::take(&mut self.decoded[depth]);
@@ -313,6 +323,13 @@ impl<'a> Session<'a> {
             if !nested {
                 let matcher = &scrubber.matcher;
                 matcher.find(plain, &mut self.cache, &scrubber.mask, &mut self.spans);
+                if value.is_key
+                    && self.spans.is_empty()
+                    && raw.len() <= MAX_CLEAN_KEY
+                    && self.clean_keys.len() < MAX_CLEAN_KEYS
+                {
+                    self.clean_keys.insert(raw.into());
+                }
                 for &span in &self.spans {
                     let mut masked = Vec::new();
                     scrubber.mask.render(
