@@ -55,8 +55,10 @@ pub(crate) struct Matcher {
     /// at `p` is a `:` at `p + 3`.
     colon_window: Option<usize>,
     unanchored: Vec<usize>,
-    /// For each literal: whether it is a JSON-escaped spelling of an anchor.
+    /// For each literal: whether it is a JSON-escaped spelling of an anchor (or trigger-only).
     escaped: Vec<bool>,
+    /// For each literal: whether a hit always gets the closer look, unchecked.
+    always_look: Vec<bool>,
     /// Every literal, searched or not, lower case.
     literals: Vec<Vec<u8>>,
     /// For each searched literal: literals containing it that are not searched themselves,
@@ -179,6 +181,34 @@ fn json_escaped(lit: &[u8]) -> [Vec<u8>; 2] {
     })
 }
 
+/// The literals the matcher looks for, each once, with what each stands for.
+#[derive(Default)]
+struct Spellings {
+    patterns: Vec<Vec<u8>>,
+    /// For each pattern: the anchors it spells (itself, or one it is an escaped spelling of).
+    bases: Vec<Vec<Vec<u8>>>,
+    /// For each pattern: whether it is also a trigger-only literal.
+    trigger_only: Vec<bool>,
+    index: std::collections::HashMap<Vec<u8>, usize>,
+}
+
+impl Spellings {
+    /// Adds `spelling` as standing for `base`, or (`None`) as a trigger-only literal.
+    fn add(&mut self, spelling: &[u8], base: Option<&Vec<u8>>) {
+        let i = *self.index.entry(spelling.to_vec()).or_insert_with(|| {
+            self.patterns.push(spelling.to_vec());
+            self.bases.push(Vec::new());
+            self.trigger_only.push(false);
+            self.patterns.len() - 1
+        });
+        match base {
+            Some(base) if !self.bases[i].contains(base) => self.bases[i].push(base.clone()),
+            Some(_) => {}
+            None => self.trigger_only[i] = true,
+        }
+    }
+}
+
 impl Matcher {
     pub fn new(rules: Vec<Rule>, check_hits: bool) -> Result<Matcher, String> {
         let mut literals: Vec<Vec<u8>> = Vec::new();
@@ -189,53 +219,71 @@ impl Matcher {
                 }
             }
         }
-        // Each searched pattern with the anchor it stands for. An anchor can be split by JSON
+        // Each searched pattern with the anchors it stands for. An anchor can be split by JSON
         // escaping in a raw line (`\"password\"`, `:\/\/`, `\\\"`): its escaped spellings
-        // trigger the same rules, so that line gets a closer, decoded look.
-        let mut patterns: Vec<(Vec<u8>, Vec<u8>)> =
-            literals.iter().map(|l| (l.clone(), l.clone())).collect();
-        let mut seen: std::collections::HashSet<Vec<u8>> = literals.iter().cloned().collect();
+        // trigger the same rules, so that line gets a closer, decoded look. One spelling can
+        // stand for several anchors (a user's `:\/\/` is also the escaped `://`): it triggers
+        // the rules of all of them.
+        let mut spellings = Spellings::default();
+        for lit in &literals {
+            spellings.add(lit, Some(lit));
+        }
         for lit in &literals {
             for once in json_escaped(lit) {
                 for v in json_escaped(&once).into_iter().chain([once]) {
-                    if seen.insert(v.clone()) {
-                        patterns.push((v, lit.clone()));
-                    }
+                    spellings.add(&v, Some(lit));
                 }
             }
         }
-        // For each literal: the rules whose anchor occurs in the anchor it stands for, with the
-        // offset (of the literals starting at one place, only the longest plain one is kept:
-        // see `literal_hits`).
-        let mut trigger_offsets: Vec<Vec<(usize, usize)>> = Vec::with_capacity(patterns.len());
-        for (_, base) in &patterns {
-            let mut offsets = Vec::new();
-            for (i, r) in rules.iter().enumerate() {
-                for a in &r.anchors {
-                    offsets.extend(occurrences(base, a).map(|at| (i, at)));
-                }
-            }
-            trigger_offsets.push(offsets);
-        }
-        let mut escaped: Vec<bool> = patterns.iter().map(|(p, base)| p != base).collect();
-        let mut patterns: Vec<Vec<u8>> = patterns.into_iter().map(|(p, _)| p).collect();
-        if !patterns.is_empty() {
+        if !literals.is_empty() {
             // `\u0041`-style escapes of printable ASCII can hide any anchor in a raw JSON line;
             // these literals trigger no rule, only a closer (decoded) look at the line.
             for d in b'2'..=b'7' {
-                patterns.push(vec![b'\\', b'u', b'0', b'0', d]);
-                trigger_offsets.push(Vec::new());
-                escaped.push(true);
+                spellings.add(&[b'\\', b'u', b'0', b'0', d], None);
             }
             // Strings nested three levels or more (JSON in a tool result in a transcript line,
             // inside one more string) escape past the spellings above: a `\/` two levels
             // further down is `\\\\/`, a `"` three levels down `\\\\\\\"`. Only such
             // nesting (or a backslash two levels down) writes four backslashes in a row: the
             // line gets the closer look, which decodes it level by level.
-            patterns.push(b"\\\\\\\\".to_vec());
-            trigger_offsets.push(Vec::new());
-            escaped.push(true);
+            spellings.add(b"\\\\\\\\", None);
         }
+        // For each literal: the rules whose anchor occurs in an anchor it stands for, with the
+        // offset (of the literals starting at one place, only the longest plain one is kept:
+        // see `literal_hits`).
+        let trigger_offsets: Vec<Vec<(usize, usize)>> = spellings
+            .bases
+            .iter()
+            .map(|bases| {
+                let mut offsets = Vec::new();
+                for base in bases {
+                    for (i, r) in rules.iter().enumerate() {
+                        for a in &r.anchors {
+                            offsets.extend(occurrences(base, a).map(|at| (i, at)));
+                        }
+                    }
+                }
+                offsets.sort_unstable();
+                offsets.dedup();
+                offsets
+            })
+            .collect();
+        let escaped: Vec<bool> = spellings
+            .patterns
+            .iter()
+            .zip(&spellings.bases)
+            .zip(&spellings.trigger_only)
+            .map(|((p, bases), &only)| only || bases.iter().any(|b| b != p))
+            .collect();
+        // A hit of these is always looked at closely: a trigger-only literal, or one standing for
+        // anchors whose offsets are not all in the same (raw or decoded) text.
+        let always_look: Vec<bool> = spellings
+            .bases
+            .iter()
+            .zip(&spellings.trigger_only)
+            .map(|(bases, &only)| only || bases.len() > 1)
+            .collect();
+        let patterns = spellings.patterns;
         // A literal containing another is not searched: it is looked for around each hit of
         // the one it contains (its "extension"). Fewer literals, fewer candidates; and no two
         // searched literals can start at the same place.
@@ -321,6 +369,7 @@ impl Matcher {
             block_openers,
             literals: patterns.clone(),
             escaped,
+            always_look,
             extensions,
             check_hits,
             spare_caches: CachePool::default(),
@@ -490,7 +539,7 @@ impl Matcher {
         cache: &mut MatchCache,
     ) -> bool {
         let offsets = &self.trigger_offsets[pattern];
-        if offsets.is_empty() || !self.check_hits {
+        if self.always_look[pattern] || offsets.is_empty() || !self.check_hits {
             // A `\u00XX` escape, which can hide any anchor: always look closer.
             return true;
         }

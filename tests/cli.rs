@@ -586,6 +586,37 @@ fn a_user_literal_inside_a_builtin_escaped_spelling_still_triggers() {
     }
 }
 
+/// Found in review: a spelling standing for two anchors triggered the rules of the first only.
+/// A user's `:\/\/` is also the escaped `://` of the URL rules: the user's own escaped spellings
+/// were taken for the built-in's, and the built-in's for the user's; a user's four backslashes
+/// took the place of the trigger-only literal for strings nested three levels down.
+#[test]
+fn a_spelling_of_two_anchors_triggers_the_rules_of_both() {
+    let url = "connect postgres://admin:Xk9pQ2mWvL7rT4nB@db.internal:5432/app";
+    // `url` inside `levels` more JSON strings, `/` escaped at each, as a transcript line.
+    let nested = |levels: usize| {
+        let mut s = url.to_string();
+        for _ in 0..levels {
+            let escaped = serde_json::to_string(&s).unwrap().replace('/', "\\/");
+            s = format!("{{\"text\": {escaped}}}");
+        }
+        let content = serde_json::to_string(&s).unwrap().replace('/', "\\/");
+        format!("{{\"content\": {content}}}\nnext\n")
+    };
+    for (pattern, input, secret) in [
+        (
+            r":\\/\\/\d{3}x(\w+)",
+            r#"{"msg":"see x:\\\/\\\/123xSECRETVALUE99 end"}"#.to_string() + "\n",
+            "SECRETVALUE99",
+        ),
+        (r":\\/\\/\d{3}", nested(0), "Xk9pQ2mWvL7rT4nB"),
+        (r"\\\\\\\\\d{3}", nested(3), "Xk9pQ2mWvL7rT4nB"),
+    ] {
+        let out = ok(&Cli::new(["--pattern", pattern]).run(input.as_bytes()));
+        assert!(!out.contains(secret), "{pattern}: {input} -> {out}");
+    }
+}
+
 #[test]
 fn unsupported_pattern_flag_exits_2_without_quoting_it() {
     let o = Cli::new(["--pattern", "(?=x)sk-live-PatternLeak"]).run(b"x\n");
