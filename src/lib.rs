@@ -486,16 +486,17 @@ fn held_back(
     })
 }
 
-/// `example` with one character repeated, for each character in turn, one more time than
-/// each bound in `spec`'s `hit_check` allows (`{0,4}` → 5) and 40, 48, 140 and 1,100 times
-/// (past bounds such checks were written with: 32, 48, 128, 1,024). Each comes alone and
+/// `example` with one character repeated, for each character in turn (see below for runs of
+/// letters and digits), one more time than each bound in `spec`'s `hit_check` allows
+/// (`{0,4}` → 5; the five checks found holding back secrets each failed at one of these), and
+/// 40 and 48 times, past the usual `{0,32}` and before `{0,64}`. Each comes alone and
 /// followed by the example unchanged (a line with two secrets), and ends with a newline: the
 /// filter gives a last line without one the closer look whatever the checks say.
 pub fn stretched_examples<'a>(
     spec: &RuleSpec,
     example: &'a str,
 ) -> impl Iterator<Item = String> + 'a {
-    let mut times: Vec<usize> = vec![40, 48, 140, 1100];
+    let mut times: Vec<usize> = vec![40, 48];
     if let Some(check) = &spec.hit_check {
         let bounds = rules::repetition_bounds(check, spec.unicode);
         times.extend(
@@ -508,13 +509,14 @@ pub fn stretched_examples<'a>(
     times.sort_unstable();
     times.dedup();
     let chars: Vec<char> = example.chars().collect();
-    // In a run of token characters (letters, digits, base64's `+/=`, `_-%`) a character
-    // stretched anywhere makes the same longer run: each distinct one is stretched where it
-    // first occurs in the run. Long keys would otherwise cost seconds.
+    // In a run of letters and digits a character stretched anywhere makes the same longer
+    // run: each distinct one is stretched where it first occurs in the run (a long key's body
+    // would otherwise cost seconds). Runs end at any other character, so each part of a
+    // `1234-5678` is stretched.
     let mut seen_in_run = std::collections::HashSet::new();
     let positions: Vec<usize> = (0..chars.len())
         .filter(|&at| {
-            if !(chars[at].is_ascii_alphanumeric() || "+/=_-%".contains(chars[at])) {
+            if !chars[at].is_ascii_alphanumeric() {
                 seen_in_run.clear();
                 return true;
             }
