@@ -798,6 +798,27 @@ examples = [{ input = "ACME_TOKEN = abcdef1234567890", output = "ACME_TOKEN = [R
         rule.replace(r"\s{0,4}", r"\s{0,16}"),
     );
     ok(&Cli::new(["rules".as_ref(), "test".as_ref(), loose.as_os_str()]).run(b""));
+    // Found in review: a second segment made of digits the first has used was never stretched.
+    let segments = r#"
+[[rule]]
+id = "acme-seg"
+description = "two-segment token"
+category = "token"
+anchors = ["acme_"]
+anchor_case = "insensitive"
+hit_check = '(?i)acme_[0-9]{1,8}-[0-9]{1,8}-'
+regex = '(?i)acme_([0-9]{1,8}-[0-9]{1,20}-[a-z]{4})'
+secret_group = 1
+examples = [{ input = "tok acme_1234-4321-abcd", output = "tok acme_[REDACTED:acme-seg]" }]
+"#;
+    let seg = write(dir.path(), "seg.toml", segments);
+    let o = Cli::new(["rules".as_ref(), "test".as_ref(), seg.as_os_str()]).run(b"");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("acme-seg example 1 stretched"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
