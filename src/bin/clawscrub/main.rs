@@ -298,13 +298,6 @@ fn report(err: &Error) -> Exit {
     Exit(2)
 }
 
-/// mimalloc keeps freed memory for reuse where glibc's malloc hands large blocks back to the
-/// kernel: compiling each rule's regexes on first use and growing their lazy DFA caches
-/// otherwise cost a page fault per fresh page (whole process on 100 MB of rare-secret
-/// transcripts 123.6 -> 106.3 ms, start-up 11.9 -> 10.7 ms).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
