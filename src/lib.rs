@@ -486,8 +486,7 @@ fn held_back(
     })
 }
 
-/// `example` with one character repeated, for each character in turn (see below for runs of
-/// letters and digits), one more time than each bound in `spec`'s `hit_check` allows
+/// `example` with one character repeated, for each character in turn, one more time than each bound in `spec`'s `hit_check` allows
 /// (`{0,4}` → 5; the five checks found holding back secrets each failed at one of these), and
 /// 40 and 48 times, past the usual `{0,32}` and before `{0,64}`. Each comes alone and
 /// followed by the example unchanged (a line with two secrets), and ends with a newline: the
@@ -509,21 +508,7 @@ pub fn stretched_examples<'a>(
     times.sort_unstable();
     times.dedup();
     let chars: Vec<char> = example.chars().collect();
-    // In a run of letters and digits a character stretched anywhere makes the same longer
-    // run: each distinct one is stretched where it first occurs in the run (a long key's body
-    // would otherwise cost seconds). Runs end at any other character, so each part of a
-    // `1234-5678` is stretched.
-    let mut seen_in_run = std::collections::HashSet::new();
-    let positions: Vec<usize> = (0..chars.len())
-        .filter(|&at| {
-            if !chars[at].is_ascii_alphanumeric() {
-                seen_in_run.clear();
-                return true;
-            }
-            seen_in_run.insert(chars[at])
-        })
-        .collect();
-    positions.into_iter().flat_map(move |at| {
+    (0..chars.len()).flat_map(move |at| {
         let chars = chars.clone();
         times.clone().into_iter().flat_map(move |times| {
             let mut stretched: String = chars[..at].iter().collect();

@@ -323,8 +323,11 @@ impl<'a> Session<'a> {
             if !nested {
                 let matcher = &scrubber.matcher;
                 matcher.find(plain, &mut self.cache, &scrubber.mask, &mut self.spans);
+                // A key that looks like JSON is scanned flat only this deep: higher up, the
+                // same bytes are parsed, so its cleanliness is not the bytes' alone.
                 if value.is_key
                     && self.spans.is_empty()
+                    && !json::looks_like_json(plain)
                     && raw.len() <= MAX_CLEAN_KEY
                     && self.clean_keys.len() < MAX_CLEAN_KEYS
                 {

@@ -819,6 +819,26 @@ examples = [{ input = "tok acme_1234-4321-abcd", output = "tok acme_[REDACTED:ac
         "{}",
         stdout(&o)
     );
+    // Also found in review: a stricter bound on the tail of a run of letters, whose letters
+    // the head has used, was missed while each letter was stretched only where first seen.
+    let tail = segments
+        .replace(
+            "acme_[0-9]{1,8}-[0-9]{1,8}-",
+            r"acme_[a-z]{2}[0-9]{2}[a-z]{1,8}\b",
+        )
+        .replace(
+            "acme_([0-9]{1,8}-[0-9]{1,20}-[a-z]{4})",
+            r"acme_([a-z]{2}[0-9]{2}[a-z]{1,20})\b",
+        )
+        .replace("tok acme_1234-4321-abcd", "tok acme_ab12abab");
+    let tail = write(dir.path(), "tail.toml", tail);
+    let o = Cli::new(["rules".as_ref(), "test".as_ref(), tail.as_os_str()]).run(b"");
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("acme-seg example 1 stretched"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]

@@ -167,3 +167,19 @@ fn a_secret_in_an_object_key_is_redacted() {
         serde_json::from_str::<serde_json::Value>(&out).expect("output is JSON");
     }
 }
+
+/// Found in review: a key that looks like JSON is parsed at the top but scanned flat four
+/// strings down; found clean there, it was remembered as clean and skipped at the top, where
+/// its `password` value should have been redacted.
+#[test]
+fn a_json_key_seen_deep_down_first_is_still_parsed_at_the_top() {
+    let key = r#"{"password":["abc def"]}"#;
+    let mut deep = serde_json::json!({ key: 1 }).to_string();
+    for _ in 0..4 {
+        deep = serde_json::json!({ "x": deep }).to_string();
+    }
+    let top = serde_json::json!({ key: 1 }).to_string();
+    let out = scrub(&format!("{deep}\n{top}\n"));
+    let last = out.lines().last().expect("two lines out");
+    assert!(!last.contains("abc def"), "{last}");
+}
