@@ -194,7 +194,7 @@ struct Spellings {
 
 impl Spellings {
     /// Adds `spelling` as standing for `base`, or (`None`) as a trigger-only literal.
-    fn add(&mut self, spelling: &[u8], base: Option<&Vec<u8>>) {
+    fn add(&mut self, spelling: &[u8], base: Option<&[u8]>) {
         let i = *self.index.entry(spelling.to_vec()).or_insert_with(|| {
             self.patterns.push(spelling.to_vec());
             self.bases.push(Vec::new());
@@ -202,7 +202,9 @@ impl Spellings {
             self.patterns.len() - 1
         });
         match base {
-            Some(base) if !self.bases[i].contains(base) => self.bases[i].push(base.clone()),
+            Some(base) if !self.bases[i].iter().any(|b| b == base) => {
+                self.bases[i].push(base.to_vec())
+            }
             Some(_) => {}
             None => self.trigger_only[i] = true,
         }
@@ -539,8 +541,8 @@ impl Matcher {
         cache: &mut MatchCache,
     ) -> bool {
         let offsets = &self.trigger_offsets[pattern];
-        if self.always_look[pattern] || offsets.is_empty() || !self.check_hits {
-            // A `\u00XX` escape, which can hide any anchor: always look closer.
+        if self.always_look[pattern] || !self.check_hits {
+            // A `\u00XX` escape, which can hide any anchor, or a spelling of several anchors.
             return true;
         }
         // The checks look a few KiB past the hit at most: the line end is searched for that
@@ -633,10 +635,9 @@ impl Matcher {
             || (!self.digits_colon_rules.is_empty() && digits_colon(text, q))
     }
 
-    /// Every literal occurring in `text`, the longest plain one at each start (and
-    /// every escaped spelling), sorted by start: the
-    /// searched ones from the prefilter, and around each of their hits the longer literals
-    /// that contain them. The colon scanners' hits (where the `:` is) go to `colons`.
+    /// Every literal occurring in `text`, the longest plain one at each start and every escaped
+    /// spelling, sorted by start: the searched ones from the prefilter, and around each of their
+    /// hits the longer literals that contain them. The colon scanners' hits (where the `:` is) go to `colons`.
     fn literal_hits(&self, text: &[u8], out: &mut Vec<(usize, usize)>, colons: &mut Vec<usize>) {
         self.prefilter.find_starting_in(text, 0..text.len(), out);
         colons.clear();
@@ -1072,7 +1073,8 @@ mod tests {
         );
     }
 
-    /// The longest literal at each start, by brute force over every literal.
+    /// The longest plain literal and every escaped spelling at each start, by brute force over
+    /// every literal.
     fn naive_literal_hits(m: &Matcher, text: &[u8]) -> Vec<(usize, usize)> {
         let mut hits = Vec::new();
         for start in 0..text.len() {

@@ -1,8 +1,8 @@
 //! Just enough JSON to scrub inside strings without re-serialising anything.
 //!
-//! The tokenizer finds strings (keys included) and the key each value belongs to; the decoder turns a string's
-//! escapes into text with a map back to the raw bytes, so a span found in decoded text becomes
-//! an edit of whole escape sequences in the raw line. Every byte outside an edit stays as it was:
+//! The tokenizer finds strings (keys included) and the key each value belongs to; the decoder
+//! turns a string's escapes into text with a map back to the raw bytes, so a span found in
+//! decoded text becomes an edit of whole escape sequences in the raw line. Every byte outside an edit stays as it was:
 //! key order, spacing, number formats and the emitter's escaping style survive.
 
 /// Nesting beyond this is treated as not-JSON (the line is scrubbed as plain text).

@@ -468,27 +468,26 @@ fn held_back(
 ) -> Option<(String, Vec<u8>, Vec<u8>)> {
     let inputs: Vec<String> = inputs.collect();
     let all = inputs.concat();
-    if checked.scrub_bytes(all.as_bytes()) == unchecked.scrub_bytes(all.as_bytes()) {
+    let (expected, actual) = (
+        unchecked.scrub_bytes(all.as_bytes()),
+        checked.scrub_bytes(all.as_bytes()),
+    );
+    if actual == expected {
         return None;
     }
-    let one_by_one = inputs.iter().find_map(|input| {
+    let one_by_one = inputs.into_iter().find_map(|input| {
         let expected = unchecked.scrub_bytes(input.as_bytes());
         let actual = checked.scrub_bytes(input.as_bytes());
-        (actual != expected).then(|| (input.clone(), expected, actual))
+        (actual != expected).then_some((input, expected, actual))
     });
     // A difference only in sequence (a block one line opens): the whole text is the case.
-    one_by_one.or_else(|| {
-        let (expected, actual) = (
-            unchecked.scrub_bytes(all.as_bytes()),
-            checked.scrub_bytes(all.as_bytes()),
-        );
-        Some((all, expected, actual))
-    })
+    Some(one_by_one.unwrap_or((all, expected, actual)))
 }
 
-/// `example` with one character repeated, for each character in turn, one more time than each bound in `spec`'s `hit_check` allows
-/// (`{0,4}` → 5; the five checks found holding back secrets each failed at one of these), and
-/// 40 and 48 times, past the usual `{0,32}` and before `{0,64}`. Each comes alone and
+/// `example` with one character repeated, for each character in turn, one more time than each
+/// bound in `spec`'s `hit_check` allows (`{0,4}` → 5; the five checks found holding back
+/// secrets each failed at one of these), and 40 and 48 times, past the usual `{0,32}` and
+/// before `{0,64}`. Each comes alone and
 /// followed by the example unchanged (a line with two secrets), and ends with a newline: the
 /// filter gives a last line without one the closer look whatever the checks say.
 pub fn stretched_examples<'a>(
