@@ -84,8 +84,11 @@ impl Mask {
         }
     }
 
-    /// Whether `text[start..end]` is, or is a piece of, a mask this style produced, so that a
-    /// second pass leaves it alone. A piece of the kept head or tail of an `openclaw` mask
+    /// Whether `text[start..end]` is, holds, or overlaps a mask this style produced, so that a
+    /// second pass leaves it alone. Overlapping counts: a mask brings its own `:` and `]`, so a
+    /// rule can find on a second pass a secret that starts inside a tag and runs past it
+    /// (`https://{[REDACTED:xai-api-key];@host` reads as user `{[REDACTED`, password
+    /// `xai-api-key];`), or one that ends inside it. A piece of the kept head or tail of an `openclaw` mask
     /// (`sk-pro…Xy4z`, `fd7a:1…::53`) lies in the same unbroken run of text as its `…`, within
     /// the head's 6 or the tail's 4 characters.
     ///
@@ -100,10 +103,10 @@ impl Mask {
         end: usize,
         is_rule_id: impl Fn(&[u8]) -> bool,
     ) -> bool {
-        if self.is_masked(&text[start..end]) {
+        if self.is_masked(&text[start..end]) || starts_within(text, start, end, b"[REDACTED") {
             return true;
         }
-        let tag = within(text, start, end, b"[REDACTED:", b"]").is_some_and(|inner| {
+        let tag = reaching_into(text, start, b"[REDACTED:", b"]").is_some_and(|inner| {
             let id = match inner.len().checked_sub(9) {
                 Some(cut)
                     if inner[cut] == b':' && inner[cut + 1..].iter().all(u8::is_ascii_hexdigit) =>
@@ -118,7 +121,10 @@ impl Mask {
             return true;
         }
         if let Mask::Fixed(fixed) = self {
-            if within(text, start, end, fixed.as_bytes(), b"").is_some() {
+            let fixed = fixed.as_bytes();
+            if reaching_into(text, start, fixed, b"").is_some()
+                || starts_within(text, start, end, fixed)
+            {
                 return true;
             }
         }
@@ -146,16 +152,10 @@ impl Mask {
     }
 }
 
-/// When `text[start..end]` lies within an `open` that starts at or before `start` and, with
-/// what follows up to the first `close` (nothing, when `close` is empty), reaches `end`: what
-/// lies between `open` and `close`.
-fn within<'t>(
-    text: &'t [u8],
-    start: usize,
-    end: usize,
-    open: &[u8],
-    close: &[u8],
-) -> Option<&'t [u8]> {
+/// When a mask that opens with `open` at or before `start` reaches past `start` (with what
+/// follows up to the first `close`, or nothing when `close` is empty): what lies between
+/// `open` and `close`.
+fn reaching_into<'t>(text: &'t [u8], start: usize, open: &[u8], close: &[u8]) -> Option<&'t [u8]> {
     /// Masks are short: a tag is a rule id and a hash long.
     const LONGEST: usize = 256;
     let from = start.saturating_sub(LONGEST);
@@ -168,7 +168,13 @@ fn within<'t>(
         let i = memchr::memmem::find(&text[inner..text.len().min(inner + LONGEST)], close)?;
         (inner + i, inner + i + close.len())
     };
-    (end <= mask_end).then(|| &text[inner..inner_end])
+    (start < mask_end).then(|| &text[inner..inner_end])
+}
+
+/// Whether a whole `needle` starts in `text[start..end]`, running past `end` or not.
+fn starts_within(text: &[u8], start: usize, end: usize, needle: &[u8]) -> bool {
+    let to = text.len().min(end + needle.len().saturating_sub(1));
+    memchr::memmem::find(&text[start..to], needle).is_some_and(|i| start + i < end)
 }
 
 /// The last occurrence of `needle` in `hay`, as `memmem::rfind`. A mask starts with a byte
@@ -265,7 +271,13 @@ mod tests {
         assert!(!masked(&Mask::Tag, b"sk-abc"));
         let fixed = Mask::Fixed("FIXED".into());
         assert!(masked(&fixed, b"IXE"));
-        assert!(!masked(&fixed, b"ED c"));
+        assert!(masked(&fixed, b"ED c"));
+        assert!(masked(&fixed, b"b FI"));
+        assert!(!masked(&fixed, b" c"));
+        // Overlapping a tag, on either side.
+        assert!(masked(&Mask::Tag, b"0a1b2c3d] ["));
+        assert!(masked(&Mask::Tag, b"b FIXED c [RE"));
+        assert!(!masked(&Mask::Tag, b"b FIXED c "));
     }
 
     #[test]

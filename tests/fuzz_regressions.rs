@@ -183,3 +183,31 @@ fn a_json_key_seen_deep_down_first_is_still_parsed_at_the_top() {
     let last = out.lines().last().expect("two lines out");
     assert!(!last.contains("abc def"), "{last}");
 }
+
+/// Found by `scrub_json` in CI's 60-second run, fixed next: not idempotent. A mask brings its
+/// own `:` and `]`: `https://{xai-…;@host` became `https://{[REDACTED:xai-api-key];@host`,
+/// where `url-credentials` then read user `{[REDACTED` and password `xai-api-key];`, a secret
+/// that starts inside the tag and runs past it. Only secrets inside or holding a mask were
+/// left alone. The `hash` mask had the same flaw on URL credentials (`sensitive-assignment`
+/// read `url-credentials:e04cad4b]@host` as a key and a value).
+#[test]
+fn a_secret_overlapping_a_mask_is_left_alone() {
+    const XAI_KEY: &str =
+        "xai-N0qI5fnxU2eamSpv0MAQLXXTe9UaWAalgwvvwakxmTa4OQ0MAmbRLyGc5n46iuInytf2JOZAY5Ple0Qa";
+    for template in [
+        "https://{KEY;@pi.openai.com\n",
+        "{\"u\":\"https:\\/\\/{KEY;@pi.openai.com\"}\n",
+        "https://KEY;@pi.openai.com\n",
+    ] {
+        let input = template.replace("KEY", XAI_KEY);
+        let once = scrub_idempotent(&input);
+        assert!(!once.contains(XAI_KEY), "{once}");
+    }
+    let scrubber = Scrubber::builder()
+        .mask(clawscrub::Mask::Hash(b"k".to_vec()))
+        .build()
+        .expect("built-in rules compile");
+    let once = scrubber.scrub_bytes(b"x postgres://u:pa55w0rd@host\n");
+    assert!(!once.windows(8).any(|w| w == b"pa55w0rd"));
+    assert_eq!(scrubber.scrub_bytes(&once), once);
+}
