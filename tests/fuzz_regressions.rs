@@ -211,3 +211,16 @@ fn a_secret_overlapping_a_mask_is_left_alone() {
     assert!(!once.windows(8).any(|w| w == b"pa55w0rd"));
     assert_eq!(scrubber.scrub_bytes(&once), once);
 }
+
+/// Found by `scrub_json` (a 20-minute run); the target was wrong, not the scrubber: it took a
+/// key that held `[REDACTED:` with no `]` (text of the input's own) for a malformed mask. The
+/// address in such a key is redacted and the rest left as it was.
+#[test]
+fn a_key_with_an_unclosed_tag_keeps_it_and_loses_the_address() {
+    let input = r#"{"toolCallId\"10.20.0.15\" [REDACTED:json-sensiisError":false}"#;
+    let once = scrub_idempotent(input);
+    assert_eq!(
+        once,
+        r#"{"toolCallId\"[REDACTED:private-ipv4]\" [REDACTED:json-sensiisError":false}"#
+    );
+}

@@ -761,22 +761,12 @@ fn skeleton(line: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Whether `after` is `before` with some spans replaced by tags: more tags than `before` had,
-/// and the text between them found in `before` in order, the first piece as its prefix and the
-/// last as its suffix.
+/// Whether `after` is `before` with some spans replaced by tags: more whole tags than `before`
+/// had, and the text between them found in `before` in order, the first piece as its prefix and
+/// the last as its suffix. A `[REDACTED:` with no `]` after it is the input's own text.
 fn redacted_from(before: &str, after: &str) -> bool {
-    const TAG: &str = "[REDACTED:";
-    let mut pieces = Vec::new();
-    let mut rest = after;
-    while let Some(at) = rest.find(TAG) {
-        pieces.push(&rest[..at]);
-        let Some(close) = rest[at..].find(']') else {
-            return false;
-        };
-        rest = &rest[at + close + 1..];
-    }
-    pieces.push(rest);
-    if pieces.len() - 1 <= before.matches(TAG).count() {
+    let pieces = between_tags(after);
+    if pieces.len() <= between_tags(before).len() {
         return false;
     }
     let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
@@ -791,6 +781,23 @@ fn redacted_from(before: &str, after: &str) -> bool {
         }
     }
     true
+}
+
+/// The text around and between the whole tags (`[REDACTED:…]`) in `s`: one piece more than
+/// there are tags.
+fn between_tags(s: &str) -> Vec<&str> {
+    const TAG: &str = "[REDACTED:";
+    let mut pieces = Vec::new();
+    let mut rest = s;
+    while let Some(at) = rest.find(TAG) {
+        let Some(close) = rest[at..].find(']') else {
+            break;
+        };
+        pieces.push(&rest[..at]);
+        rest = &rest[at + close + 1..];
+    }
+    pieces.push(rest);
+    pieces
 }
 
 /// Input and output documents agree where they must; `level` is the document's nesting.
