@@ -17,7 +17,7 @@ use crate::json;
 use crate::mask::Mask;
 use crate::prefilter::{occurs_at, Prefilter};
 use crate::rules::{
-    key_matches, normalize_key, AnchorCase, ByteSet, HitCheck, LazyRegex, Rule, Scanner,
+    key_matches, normalize_key, AnchorCase, ByteSet, CheckCache, HitCheck, LazyRegex, Rule, Scanner,
 };
 
 /// The block-level search looks this far ahead at a time: hits past a triggered line's end
@@ -160,7 +160,9 @@ pub(crate) struct MatchCache {
     window_next: Vec<u8>,
     window_map: Vec<u32>,
     /// Caches of the rules' hit-check regexes, made on first use.
-    check: Vec<Option<meta::Cache>>,
+    check: Vec<CheckCache>,
+    /// Caches of the lazy DFAs of the rules' own regexes, for hits where every match starts.
+    anchored: Vec<CheckCache>,
 }
 
 /// The spellings of `lit` inside one more level of JSON string escaping.
@@ -433,7 +435,8 @@ impl Matcher {
             window: Vec::new(),
             window_next: Vec::new(),
             window_map: Vec::new(),
-            check: self.rules.iter().map(|_| None).collect(),
+            check: self.rules.iter().map(|_| CheckCache::default()).collect(),
+            anchored: self.rules.iter().map(|_| CheckCache::default()).collect(),
         }
     }
 
@@ -694,7 +697,17 @@ impl Matcher {
                 if self.escaped[p] {
                     cache.hits.push((r, start, end, false));
                 } else if rule.starts_at_anchor && self.check_hits {
-                    cache.hits.push((r, start + offset, end, true));
+                    // Until the rule's regex is compiled, its lazy DFA tells whether a match
+                    // starts here at all. Most such hits are chance ones (decoys: `sk-` in a
+                    // slug), and the full regex costs several times the DFA to build.
+                    let at = start + offset;
+                    let may_match = rule.regex.as_ref().is_none_or(|re| {
+                        re.is_compiled()
+                            || check_matches(re, rule.reach, text, at, &mut cache.anchored[r])
+                    });
+                    if may_match {
+                        cache.hits.push((r, at, end, true));
+                    }
                 } else if (regex_may_pass || !matches!(rule.hit_check, HitCheck::Regex { .. }))
                     && self.check_in_text(text, start + offset, r, cache)
                 {
@@ -871,15 +884,13 @@ fn check_matches(
     reach: usize,
     haystack: &[u8],
     at: usize,
-    check_cache: &mut Option<meta::Cache>,
+    cache: &mut CheckCache,
 ) -> bool {
-    let regex = regex.get();
     let input = Input::new(haystack)
         .span(at..(at + reach + 1).min(haystack.len()))
         .anchored(regex_automata::Anchored::Yes)
         .earliest(true);
-    let check_cache = check_cache.get_or_insert_with(|| regex.create_cache());
-    regex.search_half_with(check_cache, &input).is_some()
+    regex.matches_at(&input, cache)
 }
 
 /// Fills `cache.window` with one byte of left context for `text[at]` followed by the text from

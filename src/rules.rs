@@ -9,8 +9,9 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
-use regex_automata::meta;
+use regex_automata::nfa::thompson;
 use regex_automata::util::syntax;
+use regex_automata::{hybrid, meta, Input};
 use regex_syntax::hir::{Hir, HirKind};
 use serde::Deserialize;
 
@@ -399,7 +400,7 @@ pub(crate) const MAX_REACH: usize = 64 * 1024;
 pub(crate) fn compile_regex(pattern: &str, unicode: bool) -> Result<meta::Regex, String> {
     meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(unicode).utf8(false))
-        .configure(meta::Config::new().utf8_empty(false))
+        .configure(meta::Config::new().utf8_empty(false).dfa(false))
         .build(pattern)
         .map_err(|e| match e.syntax_error() {
             // regex-syntax's Display quotes the pattern, which may hold a literal secret.
@@ -430,7 +431,7 @@ impl CompiledAllowlist {
             }
             let regex = meta::Regex::builder()
                 .syntax(syntax::Config::new().unicode(unicode).utf8(false))
-                .configure(meta::Config::new().utf8_empty(false))
+                .configure(meta::Config::new().utf8_empty(false).dfa(false))
                 .build_many(&list.regexes)
                 .map_err(|_| "allowlist regexes too large to compile".to_string())?;
             Some(regex)
@@ -483,9 +484,18 @@ pub(crate) struct LazyRegex {
     source: String,
     unicode: bool,
     compiled: OnceLock<meta::Regex>,
-    /// A lazy DFA of the same regex, built for [`LazyRegex::bytes_after`] on its first use:
-    /// `None` when it cannot be built (a Unicode word boundary).
-    dfa: OnceLock<Option<regex_automata::hybrid::dfa::DFA>>,
+    /// A forward lazy DFA of the same regex, built on first use by hit checks
+    /// ([`LazyRegex::matches_at`]) and [`LazyRegex::bytes_after`]: `None` when it cannot be
+    /// built (a Unicode word boundary).
+    dfa: OnceLock<Option<hybrid::dfa::DFA>>,
+}
+
+/// The search state a hit check keeps between calls: the lazy DFA's, and the full regex's
+/// where the DFA cannot answer.
+#[derive(Debug, Default)]
+pub(crate) struct CheckCache {
+    dfa: Option<hybrid::dfa::Cache>,
+    regex: Option<meta::Cache>,
 }
 
 impl LazyRegex {
@@ -502,6 +512,46 @@ impl LazyRegex {
             let _ = lazy.compiled.set(compile_regex(source, unicode)?);
         }
         Ok(lazy)
+    }
+
+    /// The forward lazy DFA, built on first use. It is all a hit check needs: no start
+    /// positions, no capture groups, no prefilter. Its NFA has no capture states and no
+    /// reverse twin, and it costs a fraction of the [`meta::Regex`] that confirmation uses;
+    /// most checks belong to rules that are never confirmed on a given input.
+    fn dfa(&self) -> Option<&hybrid::dfa::DFA> {
+        self.dfa
+            .get_or_init(|| {
+                hybrid::dfa::DFA::builder()
+                    .syntax(syntax::Config::new().unicode(self.unicode).utf8(false))
+                    .thompson(
+                        thompson::Config::new()
+                            .which_captures(thompson::WhichCaptures::None)
+                            .utf8(false),
+                    )
+                    .build(&self.source)
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Whether the regex matches anchored at the start of `input` (`input` is anchored by
+    /// the caller). The lazy DFA answers, or the full regex where the DFA cannot be built or
+    /// gives up (a Unicode word boundary before a non-ASCII byte).
+    pub fn matches_at(&self, input: &Input, cache: &mut CheckCache) -> bool {
+        if let Some(dfa) = self.dfa() {
+            let dfa_cache = cache.dfa.get_or_insert_with(|| dfa.create_cache());
+            if let Ok(found) = dfa.try_search_fwd(dfa_cache, input) {
+                return found.is_some();
+            }
+        }
+        let regex = self.get();
+        let regex_cache = cache.regex.get_or_insert_with(|| regex.create_cache());
+        regex.search_half_with(regex_cache, input).is_some()
+    }
+
+    /// Whether [`LazyRegex::get`] has compiled the regex already.
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.get().is_some()
     }
 
     pub fn get(&self) -> &meta::Regex {
@@ -542,15 +592,7 @@ impl LazyRegex {
     /// to find out gives up (a quit byte, its cache cleared).
     pub fn bytes_after(&self, prefix: &[u8]) -> Option<ByteSet> {
         use regex_automata::util::start;
-        let dfa = self
-            .dfa
-            .get_or_init(|| {
-                regex_automata::hybrid::dfa::DFA::builder()
-                    .syntax(syntax::Config::new().unicode(self.unicode).utf8(false))
-                    .build(&self.source)
-                    .ok()
-            })
-            .as_ref()?;
+        let dfa = self.dfa()?;
         let mut cache = dfa.create_cache();
         // Every start state: the match may follow any byte, or none.
         let mut states = Vec::new();
@@ -871,6 +913,41 @@ mod tests {
 
     /// Wherever a hit check matches in its rule's examples, the byte after the anchor is one
     /// the follow set admits.
+    #[test]
+    fn hit_checks_answer_as_the_full_regex() {
+        // The second has no lazy DFA (a Unicode word boundary): the full regex answers.
+        for (source, unicode, has_dfa) in [
+            (r"sk-[a-z]{3}\b", false, true),
+            (r"(?i)sk-\w{3}\b", true, false),
+        ] {
+            let lazy = LazyRegex::new(source, unicode, false).unwrap();
+            assert_eq!(lazy.dfa().is_some(), has_dfa, "{source}");
+            let mut cache = CheckCache::default();
+            for hay in [
+                "sk-abc",
+                "sk-abcd",
+                "xsk-abc",
+                "SK-abé",
+                "sk-éab",
+                "sk-ab",
+                "sk-ab sk-abc",
+            ] {
+                for at in 0..hay.len() {
+                    let input = Input::new(hay)
+                        .span(at..hay.len())
+                        .anchored(regex_automata::Anchored::Yes)
+                        .earliest(true);
+                    let full = lazy.get().search_half(&input).is_some();
+                    assert_eq!(
+                        lazy.matches_at(&input, &mut cache),
+                        full,
+                        "{source} {hay} {at}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn bytes_after_admits_what_checks_match_in_the_examples() {
         let mut checked = 0;
