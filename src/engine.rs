@@ -14,7 +14,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::Input;
 
 use crate::json;
-use crate::mask::Mask;
+use crate::mask::{self, Mask};
 use crate::prefilter::{occurs_at, Prefilter};
 use crate::rules::{
     key_matches, normalize_key, AnchorCase, ByteSet, CheckCache, HitCheck, LazyRegex, Rule, Scanner,
@@ -832,14 +832,22 @@ impl Matcher {
             (m, m.span())
         } else {
             regex.search_captures_with(re_cache, input, caps);
-            let m = caps.get_match()?;
-            // The secret group, else (it did not take part) the last group that did, as
-            // OpenClaw masks, else the whole match.
-            let g = caps
-                .get_group(rule.secret_group)
-                .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
-                .unwrap_or_else(|| m.span());
-            (m, g)
+            secret_of(rule, caps)?
+        };
+        let is_rule_id = |id: &[u8]| self.rules.iter().any(|r| r.id.as_bytes() == id);
+        let next = g.end.max(m.start() + 1);
+        let g = match mask::tag_run_past(text, g.start, g.end, is_rule_id) {
+            Some(tag) => self
+                .found_without_tag(rule_idx, text, m.start(), tag.clone(), re_cache, caps)
+                // The same secret, not one further on (past another tag, say).
+                .filter(|found| {
+                    (tag.end..g.end).contains(&found.start)
+                        && mask::tag_run_past(text, found.start, found.end, is_rule_id).is_none()
+                }),
+            None => Some(g),
+        };
+        let Some(g) = g else {
+            return Some(next);
         };
         let accepted = !g.is_empty()
             && rule
@@ -850,9 +858,7 @@ impl Matcher {
                 .allowlists
                 .iter()
                 .any(|a| a.allows(text, m.range(), g.range()))
-            && !mask.is_masked_in(text, g.start, g.end, |id| {
-                self.rules.iter().any(|r| r.id.as_bytes() == id)
-            });
+            && !mask.is_masked_in(text, g.start, g.end, is_rule_id);
         if accepted {
             candidates.push(Span {
                 start: g.start,
@@ -862,8 +868,60 @@ impl Matcher {
         }
         // On from the end of the secret, not of the match: a boundary the match used after
         // the secret (`fe80::1[fe80::1`) may start the next match.
-        Some(g.end.max(m.start() + 1))
+        Some(next)
     }
+
+    /// Rule `rule_idx` matched at `from` a secret that starts inside `tag` (a rule's tag) and
+    /// runs past it. The tag's own `:` may be what let it match: the rule is run again from
+    /// `from` with that `:` blanked out, on a copy of at most [`RECHECK_REACH`] bytes: the
+    /// secret it finds there, if any. The caller keeps it if it lies after the tag, within
+    /// the first one: it was in the input (a password after a tag another scrubber left).
+    /// Otherwise the tag made it up, and a second pass over this scrubber's output leaves it
+    /// alone.
+    fn found_without_tag(
+        &self,
+        rule_idx: usize,
+        text: &[u8],
+        from: usize,
+        tag: std::ops::Range<usize>,
+        re_cache: &mut meta::Cache,
+        caps: &mut Captures,
+    ) -> Option<regex_automata::Span> {
+        let rule = &self.rules[rule_idx];
+        let regex = rule.regex.as_ref()?.get();
+        // One byte either side of the copy, as the text has it, for look-around (`\b`, `^`).
+        let ws = from.saturating_sub(1);
+        let end = (from + rule.reach.min(RECHECK_REACH)).min(text.len());
+        let we = (end + 1).min(text.len());
+        let mut copy = text[ws..we].to_vec();
+        let blank = tag.start.max(ws) - ws..tag.end.min(we) - ws;
+        for b in &mut copy[blank] {
+            if *b == b':' {
+                *b = b'_';
+            }
+        }
+        let input = Input::new(&copy).span(from - ws..end - ws);
+        regex.search_captures_with(re_cache, &input, caps);
+        let (_, g) = secret_of(rule, caps)?;
+        Some(regex_automata::Span::from(g.start + ws..g.end + ws))
+    }
+}
+
+/// How far [`Matcher::found_without_tag`] looks: it copies the text it searches.
+const RECHECK_REACH: usize = 4096;
+
+/// The match in `caps` and its secret: the rule's secret group, else (it did not take part)
+/// the last group that did, as OpenClaw masks, else the whole match.
+fn secret_of(
+    rule: &Rule,
+    caps: &Captures,
+) -> Option<(regex_automata::Match, regex_automata::Span)> {
+    let m = caps.get_match()?;
+    let g = caps
+        .get_group(rule.secret_group)
+        .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
+        .unwrap_or_else(|| m.span());
+    Some((m, g))
 }
 
 /// Where `needle` occurs in `haystack`, overlaps included. Both are a few bytes long (anchor

@@ -184,14 +184,14 @@ fn a_json_key_seen_deep_down_first_is_still_parsed_at_the_top() {
     assert!(!last.contains("abc def"), "{last}");
 }
 
-/// Found by `scrub_json` in CI's 60-second run, fixed next: not idempotent. A mask brings its
-/// own `:` and `]`: `https://{xai-…;@host` became `https://{[REDACTED:xai-api-key];@host`,
-/// where `url-credentials` then read user `{[REDACTED` and password `xai-api-key];`, a secret
-/// that starts inside the tag and runs past it. Only secrets inside or holding a mask were
-/// left alone. The `hash` mask had the same flaw on URL credentials (`sensitive-assignment`
-/// read `url-credentials:e04cad4b]@host` as a key and a value).
+/// Found by `scrub_json` in CI's 60-second run: not idempotent. A tag brings its own `:`:
+/// `https://{xai-…;@host` became `https://{[REDACTED:xai-api-key];@host`, where
+/// `url-credentials` then read user `{[REDACTED` and password `xai-api-key];`, a secret that
+/// starts inside the tag and runs past it. The `hash` mask had the same flaw on URL
+/// credentials (`sensitive-assignment` read `url-credentials:e04cad4b]@host` as a key and a
+/// value). Such a secret is looked for again with the tag's `:` blanked out.
 #[test]
-fn a_secret_overlapping_a_mask_is_left_alone() {
+fn a_secret_made_up_by_a_tag_is_left_alone() {
     const XAI_KEY: &str =
         "xai-N0qI5fnxU2eamSpv0MAQLXXTe9UaWAalgwvvwakxmTa4OQ0MAmbRLyGc5n46iuInytf2JOZAY5Ple0Qa";
     for template in [
@@ -210,6 +210,37 @@ fn a_secret_overlapping_a_mask_is_left_alone() {
     let once = scrubber.scrub_bytes(b"x postgres://u:pa55w0rd@host\n");
     assert!(!once.windows(8).any(|w| w == b"pa55w0rd"));
     assert_eq!(scrubber.scrub_bytes(&once), once);
+}
+
+/// Found in review of the first fix, which skipped every secret that overlapped a tag: a
+/// password after a tag the input already held (a log scrubbed before, by fewer rules)
+/// passed. It is still a secret with the tag's `:` blanked out, so it is redacted; and a
+/// secret that ends inside something shaped like a mask is too.
+#[test]
+fn a_password_after_a_tag_in_the_input_is_redacted() {
+    for (input, password) in [
+        (
+            "https://[REDACTED:url-credentials]:hunter2hunter2@db.example.com\n",
+            "hunter2hunter2",
+        ),
+        (
+            "postgres://[REDACTED:private-ipv4]:S3cretPassw0rd@db.example.com\n",
+            "S3cretPassw0rd",
+        ),
+    ] {
+        let once = scrub_idempotent(input);
+        assert!(!once.contains(password), "{once}");
+    }
+    let long = "Q7x".repeat(85);
+    let input = format!("machine h login u password {long}[REDACTED] rest\n");
+    let once = scrub(&input);
+    assert!(!once.contains(&long[..64]), "{once}");
+    let fixed = Scrubber::builder()
+        .mask(clawscrub::Mask::Fixed("<redacted:secret>".into()))
+        .build()
+        .expect("built-in rules compile");
+    let once = fixed.scrub_bytes(b"https://<redacted:secret>:Sup3rSecretPw@db.example.com\n");
+    assert!(!once.windows(13).any(|w| w == b"Sup3rSecretPw"));
 }
 
 /// Found by `scrub_json` (a 20-minute run); the target was wrong, not the scrubber: it took a
