@@ -9,6 +9,9 @@
 # in seconds: when the build leaves less than N seconds a target, each gets an equal share of
 # what is left (at least 10 s), so that CI's fuzz step stays under 10 minutes on 2 cores as
 # targets are added. 0 turns the cap off.
+# FUZZ_SEED (default: libFuzzer picks one and prints it) fixes libFuzzer's random seed, so that a
+# run can be repeated: CI sets it, and a failure there replays locally with the same seed.
+# Exploration (long runs, new seeds) is done locally, with no seed set.
 # Exits non-zero if any target crashes (the crashing input is left in fuzz/artifacts/<target>/).
 set -euo pipefail
 
@@ -40,6 +43,10 @@ fi
 budget="${FUZZ_BUDGET:-540}"
 # What a target costs beyond its fuzzing time: start-up, loading the corpus, final stats.
 overhead=5
+seed=()
+if [ -n "${FUZZ_SEED:-}" ]; then
+    seed=(-seed="$FUZZ_SEED")
+fi
 status=0
 left="${#targets[@]}"
 for t in "${targets[@]}"; do
@@ -57,7 +64,8 @@ for t in "${targets[@]}"; do
     work="$(mktemp -d)"
     cp -r "corpus/$t/." "$work/" 2>/dev/null || true
     if ! cargo fuzz run --sanitizer "$sanitizer" "$t" "$work" -- \
-        -max_total_time="$run_secs" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1; then
+        -max_total_time="$run_secs" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
+        "${seed[@]}"; then
         echo "!!! fuzz target $t failed; see fuzz/artifacts/$t/" >&2
         status=1
     fi
