@@ -835,7 +835,7 @@ impl Matcher {
             secret_of(rule, caps)?
         };
         let is_rule_id = |id: &[u8]| self.rules.iter().any(|r| r.id.as_bytes() == id);
-        let found = g;
+        let next = g.end.max(m.start() + 1);
         let g = match mask::tag_run_past(text, g.start, g.end, is_rule_id) {
             Some(tag) => self
                 .found_without_tag(rule_idx, text, m.start(), tag.clone(), re_cache, caps)
@@ -846,36 +846,29 @@ impl Matcher {
                 }),
             None => Some(g),
         };
-        let accepted = g.is_some_and(|g| {
-            !g.is_empty()
-                && rule
-                    .validators
-                    .iter()
-                    .all(|v| v.check(text, g.start, g.end))
-                && !rule
-                    .allowlists
-                    .iter()
-                    .any(|a| a.allows(text, m.range(), g.range()))
-                && !mask.is_masked_in(text, g.start, g.end, is_rule_id)
-        });
-        let next = match g {
-            Some(g) if accepted => {
-                candidates.push(Span {
-                    start: g.start,
-                    end: g.end,
-                    rule: rule_idx,
-                });
-                // On from the end of the secret, not of the match: a boundary the match used
-                // after the secret (`fe80::1[fe80::1`) may start the next match.
-                found.end.max(g.end)
-            }
-            // A secret turned down is not redacted, so a match may start inside it: `--token
-            // <x<--token --token` holds a placeholder, then a flag with its value. Only in short
-            // ones, so that a run of rejected matches inside each other costs linear time.
-            _ if found.len() <= RESCAN_TURNED_DOWN => found.start + 1,
-            _ => found.end,
+        let Some(g) = g else {
+            return Some(next);
         };
-        Some(next.max(m.start() + 1))
+        let accepted = !g.is_empty()
+            && rule
+                .validators
+                .iter()
+                .all(|v| v.check(text, g.start, g.end))
+            && !rule
+                .allowlists
+                .iter()
+                .any(|a| a.allows(text, m.range(), g.range()))
+            && !mask.is_masked_in(text, g.start, g.end, is_rule_id);
+        if accepted {
+            candidates.push(Span {
+                start: g.start,
+                end: g.end,
+                rule: rule_idx,
+            });
+        }
+        // On from the end of the secret, not of the match: a boundary the match used after
+        // the secret (`fe80::1[fe80::1`) may start the next match.
+        Some(next)
     }
 
     /// Rule `rule_idx` matched at `from` a secret that starts inside `tag` (a rule's tag) and
@@ -913,10 +906,6 @@ impl Matcher {
         Some(regex_automata::Span::from(g.start + ws..g.end + ws))
     }
 }
-
-/// The longest secret turned down (by a validator, an allowlist, or as a mask) in which the
-/// search for its rule's next match starts again.
-const RESCAN_TURNED_DOWN: usize = 256;
 
 /// How far [`Matcher::found_without_tag`] looks: it copies the text it searches.
 const RECHECK_REACH: usize = 4096;
