@@ -836,15 +836,26 @@ impl Matcher {
         };
         let is_rule_id = |id: &[u8]| self.rules.iter().any(|r| r.id.as_bytes() == id);
         let next = g.end.max(m.start() + 1);
-        let g = match mask::tag_run_past(text, g.start, g.end, is_rule_id) {
-            Some(tag) => self
-                .found_without_tag(rule_idx, text, m.start(), tag.clone(), re_cache, caps)
-                // The same secret, not one further on (past another tag, say).
-                .filter(|found| {
-                    (tag.end..g.end).contains(&found.start)
-                        && mask::tag_run_past(text, found.start, found.end, is_rule_id).is_none()
-                }),
+        let g = match mask.run_past(text, g.start, g.end, is_rule_id) {
             None => Some(g),
+            Some(tag) => match self.found_without_masks(
+                rule_idx,
+                text,
+                m.start(),
+                &tag,
+                mask,
+                (re_cache, caps),
+            ) {
+                Recheck::MadeUp => None,
+                // The same secret, not one further on.
+                Recheck::Real(found) => Some(found).filter(|found| {
+                    (tag.end..g.end).contains(&found.start)
+                        && mask
+                            .run_past(text, found.start, found.end, is_rule_id)
+                            .is_none()
+                }),
+                Recheck::Unknown => Some(g),
+            },
         };
         let Some(g) = g else {
             return Some(next);
@@ -871,43 +882,62 @@ impl Matcher {
         Some(next)
     }
 
-    /// Rule `rule_idx` matched at `from` a secret that starts inside `tag` (a rule's tag) and
-    /// runs past it. The tag's own `:` may be what let it match: the rule is run again from
-    /// `from` with that `:` blanked out, on a copy of at most [`RECHECK_REACH`] bytes: the
-    /// secret it finds there, if any. The caller keeps it if it lies after the tag, within
-    /// the first one: it was in the input (a password after a tag another scrubber left).
-    /// Otherwise the tag made it up, and a second pass over this scrubber's output leaves it
-    /// alone.
-    fn found_without_tag(
+    /// Rule `rule_idx` matched at `from` a secret that starts inside `mask_at` (a rule's tag,
+    /// or the fixed mask) and runs past it. The mask's own `:` may be what let it match: the
+    /// rule is run again from `from` on a copy of at most [`RECHECK_REACH`] bytes with the `:`
+    /// of every mask in it blanked out. A secret it still finds there was in the input (a
+    /// password after a tag another scrubber left); none was made up by the mask, and a second
+    /// pass over this scrubber's output leaves it alone.
+    fn found_without_masks(
         &self,
         rule_idx: usize,
         text: &[u8],
         from: usize,
-        tag: std::ops::Range<usize>,
-        re_cache: &mut meta::Cache,
-        caps: &mut Captures,
-    ) -> Option<regex_automata::Span> {
+        mask_at: &std::ops::Range<usize>,
+        mask: &Mask,
+        (re_cache, caps): (&mut meta::Cache, &mut Captures),
+    ) -> Recheck {
         let rule = &self.rules[rule_idx];
-        let regex = rule.regex.as_ref()?.get();
+        let Some(regex) = rule.regex.as_ref().map(|r| r.get()) else {
+            return Recheck::Unknown;
+        };
         // One byte either side of the copy, as the text has it, for look-around (`\b`, `^`).
         let ws = from.saturating_sub(1);
         let end = (from + rule.reach.min(RECHECK_REACH)).min(text.len());
         let we = (end + 1).min(text.len());
-        let mut copy = text[ws..we].to_vec();
-        let blank = tag.start.max(ws) - ws..tag.end.min(we) - ws;
-        for b in &mut copy[blank] {
-            if *b == b':' {
-                *b = b'_';
-            }
+        if mask_at.start >= we {
+            return Recheck::Unknown;
         }
+        let mut copy = text[ws..we].to_vec();
+        let is_rule_id = |id: &[u8]| self.rules.iter().any(|r| r.id.as_bytes() == id);
+        mask.blank_colons(&mut copy, is_rule_id);
+        // The mask the secret starts in may begin before the copy does.
+        mask::blank_colons_in(
+            &mut copy,
+            mask_at.start.max(ws) - ws..mask_at.end.min(we) - ws,
+        );
         let input = Input::new(&copy).span(from - ws..end - ws);
         regex.search_captures_with(re_cache, &input, caps);
-        let (_, g) = secret_of(rule, caps)?;
-        Some(regex_automata::Span::from(g.start + ws..g.end + ws))
+        match secret_of(rule, caps) {
+            None => Recheck::MadeUp,
+            // It may go on past the copy.
+            Some((m, _)) if m.end() + ws >= end && end < text.len() => Recheck::Unknown,
+            Some((_, g)) => Recheck::Real(regex_automata::Span::from(g.start + ws..g.end + ws)),
+        }
     }
 }
 
-/// How far [`Matcher::found_without_tag`] looks: it copies the text it searches.
+/// What [`Matcher::found_without_masks`] makes of a secret that runs out of a mask.
+enum Recheck {
+    /// The rule finds nothing with the masks' `:` blanked out: the mask made the secret up.
+    MadeUp,
+    /// The rule still finds this secret.
+    Real(regex_automata::Span),
+    /// The copy cannot tell (the match reaches its end): the secret is taken as found.
+    Unknown,
+}
+
+/// How far [`Matcher::found_without_masks`] looks: it copies the text it searches.
 const RECHECK_REACH: usize = 4096;
 
 /// The match in `caps` and its secret: the rule's secret group, else (it did not take part)

@@ -86,6 +86,54 @@ impl Mask {
         }
     }
 
+    /// The mask (a tag naming a rule, or the fixed text) that `text[start..end]` starts
+    /// inside of and runs past, if any. A mask brings its own `:`, so a rule can read a secret
+    /// there that the mask made up (`https://{[REDACTED:xai-api-key];@host` as user
+    /// `{[REDACTED`, password `xai-api-key];`), or one that was there (input that held a tag
+    /// before a password): the caller looks again with [`Mask::blank_colons`].
+    pub(crate) fn run_past(
+        &self,
+        text: &[u8],
+        start: usize,
+        end: usize,
+        is_rule_id: impl Fn(&[u8]) -> bool,
+    ) -> Option<Range<usize>> {
+        let runs_past = |mask: &Range<usize>| start < mask.end && mask.end < end;
+        if let Some(tag) = mask_around(text, start, b"[REDACTED:", b"]") {
+            if runs_past(&tag.mask) && names_rule(tag.inner, &is_rule_id) {
+                return Some(tag.mask);
+            }
+        }
+        match self {
+            Mask::Fixed(fixed) => mask_around(text, start, fixed.as_bytes(), b"")
+                .map(|around| around.mask)
+                .filter(runs_past),
+            _ => None,
+        }
+    }
+
+    /// Replaces every `:` in the masks in `text` (tags naming a rule, the fixed text) with
+    /// `_`, so that a rule no longer reads one as a separator.
+    pub(crate) fn blank_colons(&self, text: &mut [u8], is_rule_id: impl Fn(&[u8]) -> bool) {
+        const OPEN: &[u8] = b"[REDACTED:";
+        let opens: Vec<usize> = memchr::memmem::find_iter(text, OPEN).collect();
+        for at in opens {
+            let around = mask_around(text, at, OPEN, b"]")
+                .filter(|tag| tag.mask.start == at && names_rule(tag.inner, &is_rule_id))
+                .map(|tag| tag.mask);
+            if let Some(tag) = around {
+                blank_colons_in(text, tag);
+            }
+        }
+        if let Mask::Fixed(fixed) = self {
+            let fixed = fixed.as_bytes();
+            let found: Vec<usize> = memchr::memmem::find_iter(text, fixed).collect();
+            for at in found {
+                blank_colons_in(text, at..at + fixed.len());
+            }
+        }
+    }
+
     /// Whether `text[start..end]` is, or is a piece of, a mask this style produced, so that a
     /// second pass leaves it alone. A piece of the kept head or tail of an `openclaw` mask
     /// (`sk-pro…Xy4z`, `fd7a:1…::53`) lies in the same unbroken run of text as its `…`, within
@@ -139,20 +187,13 @@ impl Mask {
     }
 }
 
-/// The tag (`[REDACTED:<rule>]`, with a hash or not) naming a rule that `text[start..end]`
-/// starts inside of and runs past, if any. A tag brings its own `:`, so a rule can read a
-/// secret there that the tag made up (`https://{[REDACTED:xai-api-key];@host` as user
-/// `{[REDACTED`, password `xai-api-key];`), or one that was there (input that held a tag before
-/// a password): the caller looks again with the tag's `:` blanked out.
-pub(crate) fn tag_run_past(
-    text: &[u8],
-    start: usize,
-    end: usize,
-    is_rule_id: impl Fn(&[u8]) -> bool,
-) -> Option<Range<usize>> {
-    let tag = mask_around(text, start, b"[REDACTED:", b"]")?;
-    (start < tag.mask.end && tag.mask.end < end && names_rule(tag.inner, &is_rule_id))
-        .then_some(tag.mask)
+/// Replaces every `:` in `text[range]` with `_` (see [`Mask::blank_colons`]).
+pub(crate) fn blank_colons_in(text: &mut [u8], range: Range<usize>) {
+    for b in &mut text[range] {
+        if *b == b':' {
+            *b = b'_';
+        }
+    }
 }
 
 /// Whether `inner`, what a tag holds, is a rule id, or one followed by `:` and a hash.

@@ -255,3 +255,47 @@ fn a_key_with_an_unclosed_tag_keeps_it_and_loses_the_address() {
         r#"{"toolCallId\"[REDACTED:private-ipv4]\" [REDACTED:json-sensiisError":false}"#
     );
 }
+
+/// Found in review of the recheck: a secret that starts more than the recheck's 4 KiB copy
+/// after its match (a user pattern, `secret.*:\s*(\S+)`) made the copy's blanked range run
+/// backwards (a panic); a secret that runs past the copy was cut at its end (its tail
+/// passed). Both now keep the secret as first found. And a fixed mask holding a `:` is
+/// rechecked as a tag is.
+#[test]
+fn a_secret_running_out_of_a_mask_far_away_or_long_is_redacted_whole() {
+    let patterns = [r"secret.*:\s*(\S+)".to_string()];
+    let (pack, _) =
+        clawscrub::openclaw::patterns_to_pack("test", "user-pattern-", &patterns, false)
+            .expect("pattern compiles");
+    let scrubber = Scrubber::builder()
+        .pack(pack)
+        .build()
+        .expect("pattern compiles");
+    let input = format!("secret {}[REDACTED:private-ipv4]zzz\n", "word ".repeat(900));
+    let once = scrubber.scrub_bytes(input.as_bytes());
+    assert!(!once.ends_with(b"zzz\n"));
+    let value = "a".repeat(6000);
+    let once = scrub(&format!(
+        "[REDACTED:github-token:0a1b2c3d]/api_token={value}\n"
+    ));
+    assert!(!once.contains("aaaaaaaa"), "{once}");
+    let fixed = Scrubber::builder()
+        .mask(clawscrub::Mask::Fixed("<redacted:secret>".into()))
+        .build()
+        .expect("built-in rules compile");
+    let once = fixed.scrub_bytes(b"https://10.0.3.17:$DB_PASSWORD@db.example.com\n");
+    assert_eq!(fixed.scrub_bytes(&once), once);
+}
+
+/// Found by `scrub_json` (a 15-minute run), not fixed: not idempotent. `openclaw-cli-flag`
+/// matches `--token <hf_…<--token`, its placeholder check turns the value down, and the
+/// search goes on from the value's end, past the `--token --token` inside it; once the token
+/// has become a tag a second pass finds that flag. Restarting inside turned-down values
+/// (bceeaed, reverted) leaked elsewhere and cost up to 10x on rows of them.
+#[test]
+#[ignore = "a match turned down hides the matches that start inside it"]
+fn a_match_turned_down_does_not_hide_one_inside_it() {
+    scrub_idempotent(
+        "Authorization: Bearer --token <hf_QnRSf4Vgq3ohXoX5Gql9hU7LX4TkxDN0RhAt<--token --token \n",
+    );
+}
