@@ -908,7 +908,9 @@ impl Matcher {
         if mask_at.start >= we {
             return Recheck::Unknown;
         }
-        let mut copy = text[ws..we].to_vec();
+        // A mask the copy's end cuts is copied whole, so that its `:` is blanked too.
+        let copy_end = (we + mask::LONGEST_MASK).min(text.len());
+        let mut copy = text[ws..copy_end].to_vec();
         let is_rule_id = |id: &[u8]| self.rules.iter().any(|r| r.id.as_bytes() == id);
         mask.blank_colons(&mut copy, is_rule_id);
         // The mask the secret starts in may begin before the copy does.

@@ -207,6 +207,10 @@ fn names_rule(inner: &[u8], is_rule_id: impl Fn(&[u8]) -> bool) -> bool {
     is_rule_id(inner) || is_rule_id(id)
 }
 
+/// Masks are short: a tag is a rule id and a hash long, and a fixed mask is looked for no
+/// further.
+pub(crate) const LONGEST_MASK: usize = 256;
+
 /// A mask found around a place in the text.
 struct MaskAround<'t> {
     /// The whole mask.
@@ -218,16 +222,14 @@ struct MaskAround<'t> {
 /// The mask that opens with `open` at or before `at` and, with what follows up to the first
 /// `close` (nothing, when `close` is empty), ends after `at`.
 fn mask_around<'t>(text: &'t [u8], at: usize, open: &[u8], close: &[u8]) -> Option<MaskAround<'t>> {
-    /// Masks are short: a tag is a rule id and a hash long.
-    const LONGEST: usize = 256;
-    let from = at.saturating_sub(LONGEST);
+    let from = at.saturating_sub(LONGEST_MASK);
     let to = text.len().min(at + open.len());
     let opens = rfind(&text[from..to], open)? + from;
     let inner = opens + open.len();
     let (inner_end, mask_end) = if close.is_empty() {
         (inner, inner)
     } else {
-        let i = memchr::memmem::find(&text[inner..text.len().min(inner + LONGEST)], close)?;
+        let i = memchr::memmem::find(&text[inner..text.len().min(inner + LONGEST_MASK)], close)?;
         (inner + i, inner + i + close.len())
     };
     (at < mask_end).then(|| MaskAround {

@@ -299,3 +299,21 @@ fn a_match_turned_down_does_not_hide_one_inside_it() {
         "Authorization: Bearer --token <hf_QnRSf4Vgq3ohXoX5Gql9hU7LX4TkxDN0RhAt<--token --token \n",
     );
 }
+
+/// Found in a third review: the recheck's copy ended inside a tag, whose `:` then stayed,
+/// and a match inside it reaching the copy's end kept a made-up secret (a second pass with
+/// `--mask hash` over a long line of keys redacted the tags' hashes). The copy now takes in
+/// a mask its end cuts.
+#[test]
+fn a_tag_cut_by_the_recheck_copy_is_blanked_too() {
+    let scrubber = Scrubber::builder()
+        .mask(clawscrub::Mask::Hash(b"k".to_vec()))
+        .build()
+        .expect("built-in rules compile");
+    for pad in [7, 11] {
+        let unit = format!("sk-proj-abcDEF1234567890abcdefXYZ,{} ", "x".repeat(pad));
+        let input = format!("{}\n", unit.repeat(130));
+        let once = scrubber.scrub_bytes(input.as_bytes());
+        assert_eq!(scrubber.scrub_bytes(&once), once, "pad {pad}");
+    }
+}
