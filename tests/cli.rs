@@ -99,6 +99,19 @@ fn exit_2(o: &Output) -> String {
     err
 }
 
+/// `clawscrub rules test RULES`.
+fn rules_test(rules: &Path) -> Output {
+    Cli::new(["rules".as_ref(), "test".as_ref(), rules.as_os_str()]).run(b"")
+}
+
+/// Asserts `rules test` failed cleanly with exit code 1 (no panic text) and returns its stdout.
+fn exit_1(o: &Output) -> String {
+    assert_no_panic(o);
+    let out = stdout(o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    out
+}
+
 fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).unwrap();
@@ -743,10 +756,7 @@ fn rules_test_passes_on_builtins() {
 fn rules_test_fails_on_a_wrong_user_example() {
     let dir = tempfile::tempdir().unwrap();
     let rules = write(dir.path(), "acme.toml", WRONG_RULES);
-    let o = Cli::new(["rules".as_ref(), "test".as_ref(), rules.as_os_str()]).run(b"");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let out = stdout(&o);
+    let out = exit_1(&rules_test(&rules));
     assert!(
         out.contains("FAIL") && out.contains("acme-ticket") && out.contains("example 2"),
         "{out}"
@@ -761,7 +771,7 @@ fn rules_test_fails_on_a_wrong_user_example() {
             r#"output = "ticket [REDACTED:acme-ticket] closed""#,
         ),
     );
-    let o = Cli::new(["rules".as_ref(), "test".as_ref(), fixed.as_os_str()]).run(b"");
+    let o = rules_test(&fixed);
     ok(&o);
 }
 
@@ -783,10 +793,7 @@ examples = [{ input = "ACME_TOKEN = abcdef1234567890", output = "ACME_TOKEN = [R
 "#;
     let dir = tempfile::tempdir().unwrap();
     let strict = write(dir.path(), "strict.toml", rule);
-    let o = Cli::new(["rules".as_ref(), "test".as_ref(), strict.as_os_str()]).run(b"");
-    assert_no_panic(&o);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let out = stdout(&o);
+    let out = exit_1(&rules_test(&strict));
     assert!(
         out.contains("FAIL") && out.contains("acme-token example 1 stretched"),
         "{out}"
@@ -797,7 +804,7 @@ examples = [{ input = "ACME_TOKEN = abcdef1234567890", output = "ACME_TOKEN = [R
         "loose.toml",
         rule.replace(r"\s{0,4}", r"\s{0,16}"),
     );
-    ok(&Cli::new(["rules".as_ref(), "test".as_ref(), loose.as_os_str()]).run(b""));
+    ok(&rules_test(&loose));
     // Found in review: a second segment made of digits the first has used was never stretched.
     let segments = r#"
 [[rule]]
@@ -812,13 +819,8 @@ secret_group = 1
 examples = [{ input = "tok acme_1234-4321-abcd", output = "tok acme_[REDACTED:acme-seg]" }]
 "#;
     let seg = write(dir.path(), "seg.toml", segments);
-    let o = Cli::new(["rules".as_ref(), "test".as_ref(), seg.as_os_str()]).run(b"");
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(
-        stdout(&o).contains("acme-seg example 1 stretched"),
-        "{}",
-        stdout(&o)
-    );
+    let out = exit_1(&rules_test(&seg));
+    assert!(out.contains("acme-seg example 1 stretched"), "{out}");
     // Also found in review: a stricter bound on the tail of a run of letters, whose letters
     // the head has used, was missed while each letter was stretched only where first seen.
     let tail = segments
@@ -832,20 +834,15 @@ examples = [{ input = "tok acme_1234-4321-abcd", output = "tok acme_[REDACTED:ac
         )
         .replace("tok acme_1234-4321-abcd", "tok acme_ab12abab");
     let tail = write(dir.path(), "tail.toml", tail);
-    let o = Cli::new(["rules".as_ref(), "test".as_ref(), tail.as_os_str()]).run(b"");
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(
-        stdout(&o).contains("acme-seg example 1 stretched"),
-        "{}",
-        stdout(&o)
-    );
+    let out = exit_1(&rules_test(&tail));
+    assert!(out.contains("acme-seg example 1 stretched"), "{out}");
 }
 
 #[test]
 fn rules_test_with_a_broken_rule_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let rules = write(dir.path(), "broken.toml", "[[rule]]\nid = \"x\"\n");
-    let o = Cli::new(["rules".as_ref(), "test".as_ref(), rules.as_os_str()]).run(b"");
+    let o = rules_test(&rules);
     exit_2(&o);
     assert!(stderr(&o).contains("broken.toml"), "{}", stderr(&o));
 }
