@@ -834,7 +834,7 @@ impl Matcher {
             regex.search_captures_with(re_cache, input, caps);
             secret_of(rule, caps)?
         };
-        let is_rule_id = |id: &[u8]| self.rules.iter().any(|r| r.id.as_bytes() == id);
+        let is_rule_id = |id: &[u8]| self.is_rule_id(id);
         let next = g.end.max(m.start() + 1);
         let g = match mask.run_past(text, g.start, g.end, is_rule_id) {
             None => Some(g),
@@ -882,6 +882,11 @@ impl Matcher {
         Some(next)
     }
 
+    /// Whether `id` names one of the rules: a tag naming one is a mask this scrubber made.
+    fn is_rule_id(&self, id: &[u8]) -> bool {
+        self.rules.iter().any(|r| r.id.as_bytes() == id)
+    }
+
     /// Rule `rule_idx` matched at `from` a secret that starts inside `mask_at` (a rule's tag,
     /// or the fixed mask) and runs past it. The mask's own `:` may be what let it match: the
     /// rule is run again from `from` on a copy of at most [`RECHECK_REACH`] bytes with the `:`
@@ -911,8 +916,7 @@ impl Matcher {
         // A mask the copy's end cuts is copied whole, so that its `:` is blanked too.
         let copy_end = (we + mask::LONGEST_MASK).min(text.len());
         let mut copy = text[ws..copy_end].to_vec();
-        let is_rule_id = |id: &[u8]| self.rules.iter().any(|r| r.id.as_bytes() == id);
-        mask.blank_colons(&mut copy, is_rule_id);
+        mask.blank_colons(&mut copy, |id| self.is_rule_id(id));
         // The mask the secret starts in may begin before the copy does.
         mask::blank_colons_in(
             &mut copy,
