@@ -742,6 +742,7 @@ impl Matcher {
         let mut i = 0;
         while i < cache.hits.len() {
             let rule_idx = cache.hits[i].0;
+            let first_hit = i;
             let rule = &self.rules[rule_idx];
             let reach = rule.reach;
             // Merge this rule's hit windows, then confirm each merged window once; a hit where
@@ -770,6 +771,7 @@ impl Matcher {
             };
             let (re_cache, caps) = cache.regex[rule_idx]
                 .get_or_insert_with(|| (regex.create_cache(), regex.create_captures()));
+            let mut resume = Resume::new(text.len(), &cache.hits[first_hit..i]);
             let mut confirm = |input: &Input| {
                 self.confirm(
                     rule_idx,
@@ -785,7 +787,7 @@ impl Matcher {
                 let mut at = ws;
                 while at <= we {
                     match confirm(&Input::new(text).span(at..we)) {
-                        Some(next) => at = next,
+                        Some(found) => at = resume.at(found),
                         None => break,
                     }
                 }
@@ -800,7 +802,7 @@ impl Matcher {
                     let input = Input::new(text)
                         .span(at..(at + reach).min(text.len()))
                         .anchored(regex_automata::Anchored::Yes);
-                    next = confirm(&input).unwrap_or(next);
+                    next = confirm(&input).map_or(next, |found| resume.at(found));
                 }
             }
         }
@@ -812,7 +814,7 @@ impl Matcher {
 impl Matcher {
     /// Searches `input` with rule `rule_idx`'s regex and makes its secret a candidate unless a
     /// validator, an allowlist or an earlier mask says otherwise. Returns where the next search
-    /// starts, or `None` when nothing matched.
+    /// may start, or `None` when nothing matched.
     #[allow(clippy::too_many_arguments)]
     fn confirm(
         &self,
@@ -823,7 +825,7 @@ impl Matcher {
         caps: &mut Captures,
         mask: &Mask,
         candidates: &mut Vec<Span>,
-    ) -> Option<usize> {
+    ) -> Option<Found> {
         let rule = &self.rules[rule_idx];
         let regex = rule.regex.as_ref()?.get();
         let (m, g) = if rule.group_is_match {
@@ -857,8 +859,12 @@ impl Matcher {
                 Recheck::Unknown => Some(g),
             },
         };
+        let not_taken = Found {
+            next,
+            secret_after_key: None,
+        };
         let Some(g) = g else {
-            return Some(next);
+            return Some(not_taken);
         };
         let accepted = !g.is_empty()
             && rule
@@ -870,16 +876,21 @@ impl Matcher {
                 .iter()
                 .any(|a| a.allows(text, m.range(), g.range()))
             && !mask.is_masked_in(text, g.start, g.end, is_rule_id);
-        if accepted {
-            candidates.push(Span {
-                start: g.start,
-                end: g.end,
-                rule: rule_idx,
+        if !accepted {
+            return Some(Found {
+                next,
+                secret_after_key: (g.start > m.start()).then_some(g.range()),
             });
         }
-        // On from the end of the secret, not of the match: a boundary the match used after
-        // the secret (`fe80::1[fe80::1`) may start the next match.
-        Some(next)
+        candidates.push(Span {
+            start: g.start,
+            end: g.end,
+            rule: rule_idx,
+        });
+        Some(Found {
+            next,
+            secret_after_key: (g.start > m.start()).then_some(g.range()),
+        })
     }
 
     /// Whether `id` names one of the rules: a tag naming one is a mask this scrubber made.
@@ -932,6 +943,65 @@ impl Matcher {
         }
     }
 }
+
+/// Where a rule's search may go on after one of its matches.
+struct Found {
+    /// Past the secret, not the match: a boundary the match used after the secret
+    /// (`fe80::1[fe80::1`) may start the next match.
+    next: usize,
+    /// The secret taken, when the match began with a key before it.
+    secret_after_key: Option<std::ops::Range<usize>>,
+}
+
+/// Where one rule's search over a text goes on after each match.
+///
+/// Past the secret, as a rule's matches do not overlap; but a secret that follows a key may
+/// hold the key of the next match, whose own secret then leaks: in `token: token: hunter2`
+/// the first value is `token:`. After such a secret the search restarts at its start, when
+/// one of the rule's hits lies in it (a key holds an anchor; searching every secret again
+/// costs more than the rest of the search, random tokens fill the lazy DFAs of the `key=value`
+/// rules with states). The bytes searched again are capped at the text's length and 4 KiB, so
+/// the search stays linear: on a long line of `token:token:…`, whose values all run to its end,
+/// it restarts twice.
+struct Resume<'a> {
+    /// The rule's hits in the text, sorted by start.
+    hits: &'a [(usize, usize, usize, bool)],
+    /// How many more secret bytes may be searched again.
+    budget: usize,
+}
+
+impl<'a> Resume<'a> {
+    fn new(text_len: usize, hits: &'a [(usize, usize, usize, bool)]) -> Resume<'a> {
+        Resume {
+            hits,
+            budget: text_len + RESTART_SLACK,
+        }
+    }
+
+    /// Where the search goes on after `found`.
+    fn at(&mut self, found: Found) -> usize {
+        match found.secret_after_key {
+            Some(secret) if secret.len() <= self.budget && self.hit_in(&secret) => {
+                self.budget -= secret.len();
+                secret.start
+            }
+            _ => found.next,
+        }
+    }
+
+    fn hit_in(&self, range: &std::ops::Range<usize>) -> bool {
+        let first = self
+            .hits
+            .partition_point(|&(_, start, ..)| start < range.start);
+        self.hits
+            .get(first)
+            .is_some_and(|&(_, start, ..)| start < range.end)
+    }
+}
+
+/// What [`Resume`] may search again beyond the text's length: on a short text, values nested
+/// in values (`token: password=x--password=xtoken: hunter2`) each hold the next key.
+const RESTART_SLACK: usize = 4096;
 
 /// What [`Matcher::found_without_masks`] makes of a secret that runs out of a mask.
 enum Recheck {

@@ -1197,7 +1197,39 @@ proptest! {
             prop_assert_eq!(newlines(&out), newlines(&data));
         }
     }
+
+    /// A value may hold the key of the next assignment (`token: token: SECRET`, a flag given
+    /// twice, a bearer token that reads `password=…`): the secret after it is redacted all the
+    /// same, and a second pass changes nothing.
+    #[test]
+    fn a_key_inside_a_value_does_not_hide_the_next_secret(
+        keys in vec((select(REPEATED_KEYS), select(&["", " ", "x", "\"", "&", ":"][..])), 1..5),
+        password in select(URL_PASSWORDS),
+    ) {
+        let line: String = keys.iter().map(|(key, gap)| format!("{gap}{key}")).collect();
+        let input = format!("{line}{password}\n");
+        for s in [tag_scrubber(), hash_scrubber()] {
+            let once = s.scrub_bytes(input.as_bytes());
+            prop_assert!(!find(&once, password.as_bytes()), "leaked: {}", show(&once));
+            let twice = s.scrub_bytes(&once);
+            prop_assert!(twice == once, "second pass:\n{}\n{}", show(&once), show(&twice));
+        }
+    }
 }
+
+/// Keys that lead to a value, for [`a_key_inside_a_value_does_not_hide_the_next_secret`].
+const REPEATED_KEYS: &[&str] = &[
+    "token: ",
+    "password=",
+    "--token ",
+    "api_key = ",
+    "secret: \"",
+    "--password=",
+    "Authorization: Bearer ",
+    "PASSWORD=",
+    "?access_token=",
+    "\"apiKey\": \"",
+];
 
 proptest! {
     #![proptest_config(config(128))]
