@@ -771,7 +771,7 @@ impl Matcher {
             };
             let (re_cache, caps) = cache.regex[rule_idx]
                 .get_or_insert_with(|| (regex.create_cache(), regex.create_captures()));
-            let mut resume = Resume::new(text.len(), &cache.hits[first_hit..i]);
+            let inside = Inside::new(&cache.hits[first_hit..i]);
             let mut confirm = |input: &Input| {
                 self.confirm(
                     rule_idx,
@@ -784,27 +784,25 @@ impl Matcher {
                 )
             };
             for &(ws, we) in &windows {
-                let mut at = ws;
-                while at <= we {
-                    match confirm(&Input::new(text).span(at..we)) {
-                        Some(found) => at = resume.at(found),
-                        None => break,
-                    }
-                }
+                inside.follow(ws, |at| {
+                    (at <= we)
+                        .then(|| confirm(&Input::new(text).span(at..we)))
+                        .flatten()
+                });
             }
             // Anchored at each start, skipping those inside the last match as the window
             // search above would: the same matches, without the reverse scan for their starts.
             starts.dedup();
-            let mut next = 0;
-            for &at in &starts {
-                if at >= next {
+            inside.follow(0, |at| {
+                let first = starts.partition_point(|&start| start < at);
+                starts[first..].iter().find_map(|&start| {
                     // A match is at most `reach` long (look-around sees past the span).
                     let input = Input::new(text)
-                        .span(at..(at + reach).min(text.len()))
+                        .span(start..(start + reach).min(text.len()))
                         .anchored(regex_automata::Anchored::Yes);
-                    next = confirm(&input).map_or(next, |found| resume.at(found));
-                }
-            }
+                    confirm(&input)
+                })
+            });
         }
         (cache.windows, cache.starts) = (windows, starts);
         resolve_overlaps(&mut cache.candidates, out);
@@ -813,8 +811,8 @@ impl Matcher {
 
 impl Matcher {
     /// Searches `input` with rule `rule_idx`'s regex and makes its secret a candidate unless a
-    /// validator, an allowlist or an earlier mask says otherwise. Returns where the next search
-    /// may start, or `None` when nothing matched.
+    /// validator, an allowlist or an earlier mask says otherwise. Returns the match, or `None`
+    /// when nothing matched.
     #[allow(clippy::too_many_arguments)]
     fn confirm(
         &self,
@@ -859,12 +857,14 @@ impl Matcher {
                 Recheck::Unknown => Some(g),
             },
         };
-        let not_taken = Found {
+        let found = |value: Option<regex_automata::Span>| Found {
+            start: m.start(),
+            end: m.end(),
             next,
-            secret_after_key: None,
+            value: value.filter(|g| g.start > m.start()).map(|g| g.range()),
         };
         let Some(g) = g else {
-            return Some(not_taken);
+            return Some(found(None));
         };
         let accepted = !g.is_empty()
             && rule
@@ -876,21 +876,14 @@ impl Matcher {
                 .iter()
                 .any(|a| a.allows(text, m.range(), g.range()))
             && !mask.is_masked_in(text, g.start, g.end, is_rule_id);
-        if !accepted {
-            return Some(Found {
-                next,
-                secret_after_key: (g.start > m.start()).then_some(g.range()),
+        if accepted {
+            candidates.push(Span {
+                start: g.start,
+                end: g.end,
+                rule: rule_idx,
             });
         }
-        candidates.push(Span {
-            start: g.start,
-            end: g.end,
-            rule: rule_idx,
-        });
-        Some(Found {
-            next,
-            secret_after_key: (g.start > m.start()).then_some(g.range()),
-        })
+        Some(found(Some(g)))
     }
 
     /// Whether `id` names one of the rules: a tag naming one is a mask this scrubber made.
@@ -944,48 +937,71 @@ impl Matcher {
     }
 }
 
-/// Where a rule's search may go on after one of its matches.
+/// One match of a rule, as [`Matcher::confirm`] saw it.
 struct Found {
-    /// Past the secret, not the match: a boundary the match used after the secret
-    /// (`fe80::1[fe80::1`) may start the next match.
+    start: usize,
+    end: usize,
+    /// Where the next match may start: past the secret, not the match, as a boundary the
+    /// match used after the secret (`fe80::1[fe80::1`) may start the next match.
     next: usize,
-    /// The secret taken, when the match began with a key before it.
-    secret_after_key: Option<std::ops::Range<usize>>,
+    /// The secret, taken or turned down, when a key came before it in the match.
+    value: Option<std::ops::Range<usize>>,
 }
 
-/// Where one rule's search over a text goes on after each match.
+/// One rule's search over a text, and a second look inside the values it finds.
 ///
-/// Past the secret, as a rule's matches do not overlap; but a secret that follows a key may
-/// hold the key of the next match, whose own secret then leaks: in `token: token: hunter2`
-/// the first value is `token:`. After such a secret the search restarts at its start, when
-/// one of the rule's hits lies in it (a key holds an anchor; searching every secret again
-/// costs more than the rest of the search, random tokens fill the lazy DFAs of the `key=value`
-/// rules with states). The bytes searched again are capped at the text's length and 4 KiB, so
-/// the search stays linear: on a long line of `token:token:…`, whose values all run to its end,
-/// it restarts twice.
-struct Resume<'a> {
+/// The search goes on past each secret, as a rule's matches do not overlap. A value may hold
+/// the key of another match, though, whose secret then goes unseen: in `token: token: hunter2`
+/// the first value is `token:`; `--token <x<--token --token` turns its value down and hides
+/// a flag. So a value that holds one of the rule's hits is searched again, for the matches that
+/// start inside it, and inside their values in turn. That search only adds candidates: the
+/// search proper goes on as before, so nothing it finds is lost. It scans at most twice the
+/// value's length and 32 bytes more (the last match may run past that): values nested in
+/// values (`token:token:…`, each running to the line's end) would make it quadratic. The cap
+/// depends on the value alone, not on what else the text holds, so that a second pass over
+/// the output looks as far as the first did.
+struct Inside<'a> {
     /// The rule's hits in the text, sorted by start.
     hits: &'a [(usize, usize, usize, bool)],
-    /// How many more secret bytes may be searched again.
-    budget: usize,
 }
 
-impl<'a> Resume<'a> {
-    fn new(text_len: usize, hits: &'a [(usize, usize, usize, bool)]) -> Resume<'a> {
-        Resume {
-            hits,
-            budget: text_len + RESTART_SLACK,
+impl<'a> Inside<'a> {
+    fn new(hits: &'a [(usize, usize, usize, bool)]) -> Inside<'a> {
+        Inside { hits }
+    }
+
+    /// Runs the search from `at`: `next_match(at)` finds the first match starting at or after
+    /// `at` and makes it a candidate if it holds a secret.
+    fn follow(&self, mut at: usize, mut next_match: impl FnMut(usize) -> Option<Found>) {
+        while let Some(found) = next_match(at) {
+            if let Some(value) = found.value.clone().filter(|v| self.hit_in(v)) {
+                self.search(value, &mut next_match);
+            }
+            at = found.next;
         }
     }
 
-    /// Where the search goes on after `found`.
-    fn at(&mut self, found: Found) -> usize {
-        match found.secret_after_key {
-            Some(secret) if secret.len() <= self.budget && self.hit_in(&secret) => {
-                self.budget -= secret.len();
-                secret.start
+    /// Finds the matches starting inside `value`, and inside theirs.
+    fn search(
+        &self,
+        value: std::ops::Range<usize>,
+        next_match: &mut impl FnMut(usize) -> Option<Found>,
+    ) {
+        let mut budget = 2 * value.len() + 32;
+        let mut at = value.start;
+        while at < value.end && budget > 0 {
+            let Some(found) = next_match(at) else {
+                return;
+            };
+            budget = budget.saturating_sub(found.end - at);
+            if found.start >= value.end {
+                // The search proper finds it.
+                return;
             }
-            _ => found.next,
+            at = match found.value.filter(|v| self.hit_in(v)) {
+                Some(nested) => nested.start,
+                None => found.next,
+            };
         }
     }
 
@@ -998,10 +1014,6 @@ impl<'a> Resume<'a> {
             .is_some_and(|&(_, start, ..)| start < range.end)
     }
 }
-
-/// What [`Resume`] may search again beyond the text's length: on a short text, values nested
-/// in values (`token: password=x--password=xtoken: hunter2`) each hold the next key.
-const RESTART_SLACK: usize = 4096;
 
 /// What [`Matcher::found_without_masks`] makes of a secret that runs out of a mask.
 enum Recheck {

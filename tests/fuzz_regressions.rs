@@ -290,9 +290,9 @@ fn a_secret_running_out_of_a_mask_far_away_or_long_is_redacted_whole() {
 /// Found by `scrub_json` (a 15-minute run): not idempotent. `openclaw-cli-flag` matches
 /// `--token <hf_…<--token`, its placeholder check turns the value down, and the search went
 /// on from the value's end, past the `--token --token` inside it; once the token had become a
-/// tag a second pass found that flag. The search now restarts inside a value that holds a hit
-/// of its rule, taken or not. The second case is the one that leaked with bceeaed's restart,
-/// which stopped at values over 256 bytes.
+/// tag a second pass found that flag. A value that holds a hit of its rule, taken or not, is
+/// now searched again (`Inside` in src/engine.rs). The second case is the one that leaked
+/// with bceeaed's restart, which stopped at values over 256 bytes.
 #[test]
 fn a_match_turned_down_does_not_hide_one_inside_it() {
     scrub_idempotent(
@@ -304,6 +304,25 @@ fn a_match_turned_down_does_not_hide_one_inside_it() {
     );
     let once = scrub_idempotent(&line);
     assert!(!once.contains("hunter2"), "{once}");
+}
+
+/// From a review of a first version, which went on from inside a value instead of searching it
+/// on the side, with a re-search budget for the whole text: a match found inside a long value
+/// skipped a key the old search found, and a row of nested values spent the budget, leaving a
+/// key that a second pass (on a shorter line) found.
+#[test]
+fn searching_inside_values_loses_nothing_and_looks_as_far_twice() {
+    let long = "x".repeat(4200);
+    let row = "token:".repeat(40);
+    let short = "x".repeat(70);
+    for line in [
+        format!("?access_token=password={long}&token= hunter2\n"),
+        format!("{row} password=secret: {short}token: hunter2\n"),
+        format!("{row} api_key = <{short}token=;hunter2\n"),
+    ] {
+        let once = scrub_idempotent(&line);
+        assert!(!once.contains("hunter2"), "{once}");
+    }
 }
 
 /// Found in a third review: the recheck's copy ended inside a tag, whose `:` then stayed,

@@ -1200,14 +1200,15 @@ proptest! {
 
     /// A value may hold the key of the next assignment (`token: token: SECRET`, a flag given
     /// twice, a bearer token that reads `password=…`): the secret after it is redacted all the
-    /// same, and a second pass changes nothing.
+    /// same, and a second pass changes nothing; also after a row of nested values or a long one.
     #[test]
     fn a_key_inside_a_value_does_not_hide_the_next_secret(
-        keys in vec((select(REPEATED_KEYS), select(&["", " ", "x", "\"", "&", ":"][..])), 1..5),
+        before in prop_oneof![Just(String::new()), Just(format!("{} ", "token:".repeat(40)))],
+        keys in vec((select(REPEATED_KEYS), gap()), 1..5),
         password in select(URL_PASSWORDS),
     ) {
         let line: String = keys.iter().map(|(key, gap)| format!("{gap}{key}")).collect();
-        let input = format!("{line}{password}\n");
+        let input = format!("{before}{line}{password}\n");
         for s in [tag_scrubber(), hash_scrubber()] {
             let once = s.scrub_bytes(input.as_bytes());
             prop_assert!(!find(&once, password.as_bytes()), "leaked: {}", show(&once));
@@ -1215,6 +1216,14 @@ proptest! {
             prop_assert!(twice == once, "second pass:\n{}\n{}", show(&once), show(&twice));
         }
     }
+}
+
+/// What comes before a key in [`a_key_inside_a_value_does_not_hide_the_next_secret`].
+fn gap() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => select(&["", " ", "x", "\"", "&", ":"][..]).prop_map(str::to_string),
+        1 => (1usize..5000).prop_map(|n| "x".repeat(n)),
+    ]
 }
 
 /// Keys that lead to a value, for [`a_key_inside_a_value_does_not_hide_the_next_secret`].
