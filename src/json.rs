@@ -58,7 +58,13 @@ struct Frame {
 /// Scans `text` as one JSON value (surrounding blanks allowed) and appends its strings, keys
 /// included, in order.
 /// Fails, appending nothing usable, on anything that is not well-formed enough to edit safely.
-pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), NotJson> {
+/// `strict` also fails on strings JSON does not allow (see [`string_end`]): for a string
+/// inside a string, which is scanned as text unless it is JSON, as a number must be.
+pub(crate) fn tokenize(
+    text: &[u8],
+    out: &mut Vec<StringValue>,
+    strict: bool,
+) -> Result<(), NotJson> {
     out.clear();
     let mut stack: Vec<Frame> = Vec::new();
     // The top level behaves like a one-element array with no key.
@@ -79,7 +85,7 @@ pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), No
         };
         match (expect, b) {
             (Expect::FirstKey | Expect::Key, b'"') => {
-                let end = string_end(text, i + 1)?;
+                let end = string_end(text, i + 1, strict)?;
                 // A key is text too (a map keyed by tokens or hosts): scanned as a value
                 // without a key of its own.
                 out.push(StringValue {
@@ -106,7 +112,7 @@ pub(crate) fn tokenize(text: &[u8], out: &mut Vec<StringValue>) -> Result<(), No
             }
             (Expect::Value | Expect::FirstValue, _) => match b {
                 b'"' => {
-                    let end = string_end(text, i + 1)?;
+                    let end = string_end(text, i + 1, strict)?;
                     out.push(StringValue {
                         start: i + 1,
                         end,
@@ -217,15 +223,41 @@ fn finish_value(stack: &mut [Frame]) -> bool {
     }
 }
 
-/// The index of the closing quote of a string whose contents start at `from`.
-fn string_end(text: &[u8], mut from: usize) -> Result<usize, NotJson> {
+/// The index of the closing quote of a string whose contents start at `from`. `strict` also
+/// fails on what JSON does not allow in a string: a control character, an escape it does not
+/// define, half a surrogate pair.
+fn string_end(text: &[u8], mut from: usize, strict: bool) -> Result<usize, NotJson> {
     loop {
-        let i =
-            from + memchr::memchr2(b'"', b'\\', text.get(from..).ok_or(NotJson)?).ok_or(NotJson)?;
+        let rest = text.get(from..).ok_or(NotJson)?;
+        let run = memchr::memchr2(b'"', b'\\', rest).ok_or(NotJson)?;
+        if strict && rest[..run].iter().any(|&b| b < 0x20) {
+            return Err(NotJson);
+        }
+        let i = from + run;
         if text[i] == b'"' {
             return Ok(i);
         }
-        from = i + 2;
+        from = if strict {
+            i + escape_len(text, i).ok_or(NotJson)?
+        } else {
+            i + 2
+        };
+    }
+}
+
+/// The length of the escape at `text[at..]`, when JSON defines it.
+fn escape_len(text: &[u8], at: usize) -> Option<usize> {
+    match text.get(at + 1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
+        b'u' => match hex4(text, at + 2)? {
+            0xD800..=0xDBFF => match (text.get(at + 6..at + 8), hex4(text, at + 8)) {
+                (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => Some(12),
+                _ => None,
+            },
+            0xDC00..=0xDFFF => None,
+            _ => Some(6),
+        },
+        _ => None,
     }
 }
 
@@ -378,7 +410,7 @@ mod tests {
 
     fn values(text: &str) -> Result<Vec<(String, Option<String>)>, NotJson> {
         let mut out = Vec::new();
-        tokenize(text.as_bytes(), &mut out)?;
+        tokenize(text.as_bytes(), &mut out, false)?;
         Ok(out
             .iter()
             .map(|v| {
@@ -425,6 +457,22 @@ mod tests {
         ] {
             assert_eq!(values(t), Err(NotJson), "{t}");
         }
+    }
+
+    #[test]
+    fn strict_refuses_strings_json_does_not_allow() {
+        let strict = |t: &str| tokenize(t.as_bytes(), &mut Vec::new(), true);
+        for t in [
+            "[\"a\u{8}b\"]",
+            r#"["\x"]"#,
+            r#"["\u12"]"#,
+            r#"["\ud800"]"#,
+            r#"["\udc00\ud800"]"#,
+        ] {
+            assert_eq!(strict(t), Err(NotJson), "{t}");
+            assert!(values(t).is_ok(), "lenient: {t}");
+        }
+        assert!(strict(r#"["\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"]"#).is_ok());
     }
 
     #[test]

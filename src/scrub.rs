@@ -233,7 +233,7 @@ impl<'a> Session<'a> {
         edits: &mut Vec<Edit>,
     ) -> Result<(), json::NotJson> {
         let mut tokens = std::mem::take(&mut self.tokens[depth]);
-        let result = json::tokenize(text, &mut tokens);
+        let result = json::tokenize(text, &mut tokens, depth > 0);
         if result.is_ok() {
             for value in &tokens {
                 self.scrub_value(text, value, depth, edits);

@@ -41,7 +41,7 @@ pub fn json_strings(text: &[u8]) -> usize {
     let (mut values, mut decoded, mut map) = (Vec::new(), Vec::new(), Vec::new());
     let mut count = 0;
     for line in text.split(|&b| b == b'\n') {
-        if json::tokenize(line, &mut values).is_err() {
+        if json::tokenize(line, &mut values, false).is_err() {
             continue;
         }
         for v in &values {

@@ -342,3 +342,24 @@ fn a_tag_cut_by_the_recheck_copy_is_blanked_too() {
         assert_eq!(scrubber.scrub_bytes(&once), once, "pad {pad}");
     }
 }
+
+/// Found by `scrub_json` (a 15-minute run; older than this stop's changes): a string holding
+/// what looked like JSON but was not (a backslash before a raw control character) was parsed
+/// as a document, so an address under its `type` key, a structural key, was left; the fuzz
+/// target, parsing with serde_json, saw text. A string inside a string is now a document only
+/// when JSON allows each of its strings: no raw control characters, no undefined escapes, no
+/// half surrogate pairs. A valid document keeps the structural value, as before.
+#[test]
+fn a_string_that_is_almost_json_is_scanned_as_text() {
+    for line in [
+        r#"{"a":"[{\"type\":\"\\\u0008 {100.101.7.33}\"}]"}"#,
+        r#"{"a":"[{\"type\":\"\u0008 100.101.7.33\"}]"}"#,
+        r#"{"a":"[{\"type\":\"\\x 100.101.7.33\"}]"}"#,
+        r#"{"a":"[{\"type\":\"\\ud800 100.101.7.33\"}]"}"#,
+    ] {
+        let once = scrub_idempotent(&format!("{line}\n"));
+        assert!(!once.contains("100.101.7.33"), "{once}");
+    }
+    let valid = "{\"a\":\"[{\\\"type\\\":\\\"\\\\ud83d\\\\ude00 100.101.7.33\\\"}]\"}\n";
+    assert_eq!(scrub(valid), valid);
+}
