@@ -448,6 +448,23 @@ impl Matcher {
             .is_none_or(|openers| openers.is_match(text))
     }
 
+    /// The block rule (a PEM key) with a match that ends `secret`, where `secret` was found
+    /// by, or credited to, another rule.
+    pub fn block_opened_by(&self, secret: &[u8]) -> Option<usize> {
+        if !self.may_open_block(secret) {
+            return None;
+        }
+        self.rules.iter().position(|rule| {
+            rule.block_end.is_some()
+                && rule.regex.as_ref().is_some_and(|re| {
+                    re.get()
+                        .find_iter(secret)
+                        .last()
+                        .is_some_and(|m| m.end() == secret.len())
+                })
+        })
+    }
+
     /// True when every line must be looked at closely (a rule has no anchor).
     pub fn needs_every_line(&self) -> bool {
         !self.unanchored.is_empty()
@@ -859,7 +876,6 @@ impl Matcher {
         };
         let found = |value: Option<regex_automata::Span>| Found {
             start: m.start(),
-            end: m.end(),
             next,
             value: value.filter(|g| g.start > m.start()).map(|g| g.range()),
         };
@@ -940,11 +956,11 @@ impl Matcher {
 /// One match of a rule, as [`Matcher::confirm`] saw it.
 struct Found {
     start: usize,
-    end: usize,
     /// Where the next match may start: past the secret, not the match, as a boundary the
     /// match used after the secret (`fe80::1[fe80::1`) may start the next match.
     next: usize,
-    /// The secret, taken or turned down, when a key came before it in the match.
+    /// The secret, taken or turned down, when a key came before it in the match; `None` also
+    /// when a mask made it up (see [`Matcher::found_without_masks`]).
     value: Option<std::ops::Range<usize>>,
 }
 
@@ -953,17 +969,22 @@ struct Found {
 /// The search goes on past each secret, as a rule's matches do not overlap. A value may hold
 /// the key of another match, though, whose secret then goes unseen: in `token: token: hunter2`
 /// the first value is `token:`; `--token <x<--token --token` turns its value down and hides
-/// a flag. So a value that holds one of the rule's hits is searched again, for the matches that
-/// start inside it, and inside their values in turn. That search only adds candidates: the
-/// search proper goes on as before, so nothing it finds is lost. It scans at most twice the
-/// value's length and 32 bytes more (the last match may run past that): values nested in
-/// values (`token:token:…`, each running to the line's end) would make it quadratic. The cap
-/// depends on the value alone, not on what else the text holds, so that a second pass over
-/// the output looks as far as the first did.
+/// a flag. So a value that holds one of the rule's hits is searched again for the matches that
+/// start inside it, and so are their values, [`INSIDE_DEPTH`] levels down. That search only
+/// adds candidates: the search proper goes on as before, so nothing it finds is lost.
+///
+/// Each level is one search through its value, so the cost is linear: at most
+/// `INSIDE_DEPTH + 1` times the old one, on values nested in values (`token:token:…`, each
+/// running to the line's end). A cap on bytes instead would depend on how long the values are,
+/// which masking changes: a second pass would look further than the first.
 struct Inside<'a> {
     /// The rule's hits in the text, sorted by start.
     hits: &'a [(usize, usize, usize, bool)],
 }
+
+/// How many levels of values in values [`Inside`] searches: three finds the secret in
+/// `token: password=x--password=xtoken: hunter2`.
+const INSIDE_DEPTH: usize = 3;
 
 impl<'a> Inside<'a> {
     fn new(hits: &'a [(usize, usize, usize, bool)]) -> Inside<'a> {
@@ -974,34 +995,34 @@ impl<'a> Inside<'a> {
     /// `at` and makes it a candidate if it holds a secret.
     fn follow(&self, mut at: usize, mut next_match: impl FnMut(usize) -> Option<Found>) {
         while let Some(found) = next_match(at) {
-            if let Some(value) = found.value.clone().filter(|v| self.hit_in(v)) {
-                self.search(value, &mut next_match);
-            }
+            self.search(&found, 1, &mut next_match);
             at = found.next;
         }
     }
 
-    /// Finds the matches starting inside `value`, and inside theirs.
+    /// When the value of `found` holds a hit, finds the matches starting inside it, and
+    /// inside theirs, `depth` levels down.
     fn search(
         &self,
-        value: std::ops::Range<usize>,
+        found: &Found,
+        depth: usize,
         next_match: &mut impl FnMut(usize) -> Option<Found>,
     ) {
-        let mut budget = 2 * value.len() + 32;
+        let Some(value) = (found.value.clone()).filter(|v| depth <= INSIDE_DEPTH && self.hit_in(v))
+        else {
+            return;
+        };
         let mut at = value.start;
-        while at < value.end && budget > 0 {
-            let Some(found) = next_match(at) else {
+        while at < value.end {
+            let Some(inner) = next_match(at) else {
                 return;
             };
-            budget = budget.saturating_sub(found.end - at);
-            if found.start >= value.end {
+            if inner.start >= value.end {
                 // The search proper finds it.
                 return;
             }
-            at = match found.value.filter(|v| self.hit_in(v)) {
-                Some(nested) => nested.start,
-                None => found.next,
-            };
+            self.search(&inner, depth + 1, next_match);
+            at = inner.next;
         }
     }
 

@@ -169,12 +169,22 @@ impl<'a> Session<'a> {
             self.scrubber.mask.render(&rule.id, secret, &mut text);
             let text = one_line(text);
             self.counts[span.rule] += 1;
-            if let Some(end_re) = &rule.block_end {
-                let closed = end_re.is_match(secret);
-                let at_line_end = content[span.end..].iter().all(u8::is_ascii_whitespace);
+            let at_line_end = content[span.end..].iter().all(u8::is_ascii_whitespace);
+            // A secret credited to another rule may end in a block's opening line: a value
+            // that runs into a key's header (`token: x-----BEGIN … PRIVATE KEY-----`).
+            let block_rule = match &rule.block_end {
+                Some(_) => Some(span.rule),
+                None if at_line_end => matcher.block_opened_by(secret),
+                None => None,
+            };
+            if let Some(block_rule) = block_rule {
+                let closed = matcher.rules[block_rule]
+                    .block_end
+                    .as_ref()
+                    .is_some_and(|end_re| end_re.is_match(secret));
                 if !closed && at_line_end {
                     self.block = Some(OpenBlock {
-                        rule: span.rule,
+                        rule: block_rule,
                         lines: 0,
                     });
                 }

@@ -363,3 +363,25 @@ fn a_string_that_is_almost_json_is_scanned_as_text() {
     let valid = "{\"a\":\"[{\\\"type\\\":\\\"\\\\ud83d\\\\ude00 100.101.7.33\\\"}]\"}\n";
     assert_eq!(scrub(valid), valid);
 }
+
+/// From a review of this stop's side search (and older in its first form): a value running
+/// into a PEM header (`token: x-----BEGIN RSA PRIVATE KEY-----`) was credited to the
+/// assignment rule, longer than the header, so the key's block was never opened and its body
+/// passed. A secret ending in a block's opening line now opens the block, whichever rule it
+/// is credited to.
+#[test]
+fn a_value_running_into_a_key_header_still_hides_the_key() {
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\n\
+               -----END RSA PRIVATE KEY-----\nafter\n";
+    for before in [
+        "token: hQ7pZr2kLm9vXw3nB8cT4yF6gJ1sD5aE0uI",
+        "token=<xtoken: hQ7pZr2kLm9v",
+    ] {
+        let once = scrub_idempotent(&format!("{before}{pem}"));
+        assert!(
+            !once.contains("MIIE") && !once.contains("END RSA"),
+            "{once}"
+        );
+        assert!(once.ends_with("after\n"), "{once}");
+    }
+}
