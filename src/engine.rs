@@ -788,7 +788,9 @@ impl Matcher {
             };
             let (re_cache, caps) = cache.regex[rule_idx]
                 .get_or_insert_with(|| (regex.create_cache(), regex.create_captures()));
-            let inside = Inside::new(&cache.hits[first_hit..i]);
+            let inside = Inside {
+                hits: &cache.hits[first_hit..i],
+            };
             let mut confirm = |input: &Input| {
                 self.confirm(
                     rule_idx,
@@ -986,11 +988,7 @@ struct Inside<'a> {
 /// `token: password=x--password=xtoken: hunter2`.
 const INSIDE_DEPTH: usize = 3;
 
-impl<'a> Inside<'a> {
-    fn new(hits: &'a [(usize, usize, usize, bool)]) -> Inside<'a> {
-        Inside { hits }
-    }
-
+impl Inside<'_> {
     /// Runs the search from `at`: `next_match(at)` finds the first match starting at or after
     /// `at` and makes it a candidate if it holds a secret.
     fn follow(&self, mut at: usize, mut next_match: impl FnMut(usize) -> Option<Found>) {

@@ -252,18 +252,45 @@ fn string_end(text: &[u8], mut from: usize, strict: bool) -> Result<usize, NotJs
 
 /// The length of the escape at `text[at..]`, when JSON defines it.
 fn escape_len(text: &[u8], at: usize) -> Option<usize> {
-    match text.get(at + 1)? {
-        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(2),
-        b'u' => match hex4(text, at + 2)? {
-            0xD800..=0xDBFF => match (text.get(at + 6..at + 8), hex4(text, at + 8)) {
-                (Some(b"\\u"), Some(0xDC00..=0xDFFF)) => Some(12),
-                _ => None,
-            },
-            0xDC00..=0xDFFF => None,
-            _ => Some(6),
-        },
+    let kind = *text.get(at + 1)?;
+    if simple_escape(kind).is_some() {
+        return Some(2);
+    }
+    match unicode_escape(text, at)? {
+        (Some(_), len) if kind == b'u' => Some(len),
         _ => None,
     }
+}
+
+/// The byte a two-character escape `\{kind}` stands for.
+fn simple_escape(kind: u8) -> Option<u8> {
+    match kind {
+        b'"' => Some(b'"'),
+        b'\\' => Some(b'\\'),
+        b'/' => Some(b'/'),
+        b'b' => Some(0x08),
+        b'f' => Some(0x0c),
+        b'n' => Some(b'\n'),
+        b'r' => Some(b'\r'),
+        b't' => Some(b'\t'),
+        _ => None,
+    }
+}
+
+/// The four hex digits after the escape that starts at `raw[at]` (`\uXXXX`, the `u` not
+/// checked), and what they stand for: a character, a surrogate pair joined with the `\uXXXX`
+/// after it, or `None` for half a pair; with the length of what was read.
+fn unicode_escape(raw: &[u8], at: usize) -> Option<(Option<char>, usize)> {
+    Some(match hex4(raw, at + 2)? {
+        hi @ 0xD800..=0xDBFF => match (raw.get(at + 6..at + 8), hex4(raw, at + 8)) {
+            (Some(b"\\u"), Some(lo @ 0xDC00..=0xDFFF)) => (
+                char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
+                12,
+            ),
+            _ => (None, 6),
+        },
+        cp => (char::from_u32(cp), 6),
+    })
 }
 
 /// Decodes raw string contents into `out`, with `map[i]` the raw offset of the escape or byte
@@ -295,32 +322,14 @@ pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>, map: &mut Vec<u32>) {
             map.push(unit);
             break;
         }
-        let simple = match raw[i + 1] {
-            b'"' => Some(b'"'),
-            b'\\' => Some(b'\\'),
-            b'/' => Some(b'/'),
-            b'b' => Some(0x08),
-            b'f' => Some(0x0c),
-            b'n' => Some(b'\n'),
-            b'r' => Some(b'\r'),
-            b't' => Some(b'\t'),
-            _ => None,
-        };
-        if let Some(c) = simple {
+        if let Some(c) = simple_escape(raw[i + 1]) {
             out.push(c);
             map.push(unit);
             i += 2;
             continue;
         }
-        let (ch, len) = match hex4(raw, i + 2) {
-            Some(hi @ 0xD800..=0xDBFF) => match (raw.get(i + 6..i + 8), hex4(raw, i + 8)) {
-                (Some(b"\\u"), Some(lo @ 0xDC00..=0xDFFF)) => (
-                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)),
-                    12,
-                ),
-                _ => (None, 6),
-            },
-            Some(cp) => (char::from_u32(cp), 6),
+        let (ch, len) = match unicode_escape(raw, i) {
+            Some(found) => found,
             None => {
                 // Not an escape we know: keep the backslash as a literal byte.
                 out.push(raw[i]);

@@ -70,17 +70,17 @@ impl Mask {
     pub(crate) fn render(&self, rule_id: &str, secret: &[u8], out: &mut Vec<u8>) {
         match self {
             Mask::Tag => {
-                out.extend_from_slice(b"[REDACTED:");
+                out.extend_from_slice(TAG_OPEN);
                 out.extend_from_slice(rule_id.as_bytes());
-                out.push(b']');
+                out.extend_from_slice(TAG_CLOSE);
             }
             Mask::Fixed(text) => out.extend_from_slice(text.as_bytes()),
             Mask::Hash(key) => {
-                out.extend_from_slice(b"[REDACTED:");
+                out.extend_from_slice(TAG_OPEN);
                 out.extend_from_slice(rule_id.as_bytes());
                 out.push(b':');
                 out.extend_from_slice(hmac_hex8(key, secret).as_bytes());
-                out.push(b']');
+                out.extend_from_slice(TAG_CLOSE);
             }
             Mask::OpenClaw => openclaw_style(secret, out),
         }
@@ -99,7 +99,7 @@ impl Mask {
         is_rule_id: impl Fn(&[u8]) -> bool,
     ) -> Option<Range<usize>> {
         let runs_past = |mask: &Range<usize>| start < mask.end && mask.end < end;
-        if let Some(tag) = mask_around(text, start, b"[REDACTED:", b"]") {
+        if let Some(tag) = mask_around(text, start, TAG_OPEN, TAG_CLOSE) {
             if runs_past(&tag.mask) && names_rule(tag.inner, &is_rule_id) {
                 return Some(tag.mask);
             }
@@ -115,10 +115,9 @@ impl Mask {
     /// Replaces every `:` in the masks in `text` (tags naming a rule, the fixed text) with
     /// `_`, so that a rule no longer reads one as a separator.
     pub(crate) fn blank_colons(&self, text: &mut [u8], is_rule_id: impl Fn(&[u8]) -> bool) {
-        const OPEN: &[u8] = b"[REDACTED:";
-        let opens: Vec<usize> = memchr::memmem::find_iter(text, OPEN).collect();
+        let opens: Vec<usize> = memchr::memmem::find_iter(text, TAG_OPEN).collect();
         for at in opens {
-            let around = mask_around(text, at, OPEN, b"]")
+            let around = mask_around(text, at, TAG_OPEN, TAG_CLOSE)
                 .filter(|tag| tag.mask.start == at && names_rule(tag.inner, &is_rule_id))
                 .map(|tag| tag.mask);
             if let Some(tag) = around {
@@ -153,7 +152,7 @@ impl Mask {
         if self.is_masked(&text[start..end]) {
             return true;
         }
-        let tag = within(text, start, end, b"[REDACTED:", b"]")
+        let tag = within(text, start, end, TAG_OPEN, TAG_CLOSE)
             .is_some_and(|inner| names_rule(inner, &is_rule_id));
         if tag {
             return true;
@@ -206,6 +205,10 @@ fn names_rule(inner: &[u8], is_rule_id: impl Fn(&[u8]) -> bool) -> bool {
     };
     is_rule_id(inner) || is_rule_id(id)
 }
+
+/// How a tag (`tag` and `hash` masks) opens and closes.
+const TAG_OPEN: &[u8] = b"[REDACTED:";
+const TAG_CLOSE: &[u8] = b"]";
 
 /// Masks are short: a tag is a rule id and a hash long, and a fixed mask is looked for no
 /// further.
