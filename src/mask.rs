@@ -176,7 +176,7 @@ impl Mask {
 
     /// True when `secret` already is (or contains) a mask of this style.
     pub(crate) fn is_masked(&self, secret: &[u8]) -> bool {
-        let contains = |needle: &[u8]| memchr::memmem::find(secret, needle).is_some();
+        let contains = |needle: &[u8]| rfind(secret, needle).is_some();
         contains(b"[REDACTED")
             || match self {
                 Mask::OpenClaw => contains(ELLIPSIS.as_bytes()) || secret == b"***",
@@ -257,7 +257,7 @@ fn within<'t>(
 
 /// The last occurrence of `needle` in `hay`, as `memmem::rfind`. A mask starts with a byte
 /// that text rarely holds (`[`), so looking for that byte beats building a `memmem` searcher,
-/// which this is asked for once per candidate secret.
+/// which this is asked for a few times per candidate secret.
 fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let Some(&first) = needle.first() else {
         return Some(hay.len());

@@ -1,8 +1,6 @@
 //! Scrubbing one line: JSON-aware when the line is JSON, plain text otherwise, with the bounded
 //! state that carries a multi-line PEM block from line to line.
 
-use std::collections::HashSet;
-
 use crate::engine::{MatchCache, Span};
 use crate::json::{self, StringValue};
 use crate::rules::{key_matches, normalize_key};
@@ -11,8 +9,9 @@ use crate::Scrubber;
 
 /// Strings whose decoded text is JSON are scrubbed as JSON this many levels down.
 const MAX_JSON_DEPTH: usize = 4;
-/// Keys longer than this are not remembered as clean (see `Session::clean_keys`), nor more
-/// than this many: a line of generated keys must not grow the set without bound.
+/// Keys longer than this are not remembered (see `Session::clean_keys` and
+/// `Session::key_kinds`), nor more than this many: a line of generated keys must not grow the
+/// sets without bound.
 const MAX_CLEAN_KEY: usize = 64;
 const MAX_CLEAN_KEYS: usize = 4096;
 /// A PEM block in plain text is followed for at most this many lines.
@@ -25,6 +24,16 @@ struct Edit {
     end: usize,
     text: Vec<u8>,
     rule: usize,
+}
+
+/// What an object key makes of the string values under it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    /// A structural transcript field (`id`, `type`, …): never changed.
+    Structural,
+    /// A sensitive name (`password`, `apiKey`, …): redacted whole by this rule.
+    Sensitive(usize),
+    Plain,
 }
 
 /// A multi-line secret (PEM private key) opened on an earlier plain-text line.
@@ -42,8 +51,13 @@ pub(crate) struct Session<'a> {
     decoded: Vec<(Vec<u8>, Vec<u32>)>,
     /// Object keys (raw) found to hold nothing: JSONL repeats a few dozen keys on every line,
     /// and looking at each again cost dense transcripts 7 %.
-    clean_keys: HashSet<Box<[u8]>>,
+    clean_keys: foldhash::HashSet<Box<[u8]>>,
+    /// What each object key (raw) makes of its values, for the same reason: decoding,
+    /// normalising and comparing a key with every sensitive name cost dense transcripts 3 %.
+    key_kinds: foldhash::HashMap<Box<[u8]>, KeyKind>,
     block: Option<OpenBlock>,
+    /// A mask as rendered, before it is escaped into a JSON string.
+    masked: Vec<u8>,
     /// Redactions per rule index.
     pub counts: Vec<u64>,
     /// When auditing: each redaction made since the last drain, as its byte range in the
@@ -69,8 +83,10 @@ impl<'a> Session<'a> {
             decoded: (0..=MAX_JSON_DEPTH)
                 .map(|_| (Vec::new(), Vec::new()))
                 .collect(),
-            clean_keys: HashSet::new(),
+            clean_keys: Default::default(),
+            key_kinds: Default::default(),
             block: None,
+            masked: Vec::new(),
             found: None,
         }
     }
@@ -253,6 +269,42 @@ impl<'a> Session<'a> {
         result
     }
 
+    /// What the object key `raw_key` (as the text has it) makes of its values, remembered
+    /// for short keys.
+    fn key_kind(&mut self, raw_key: &[u8]) -> KeyKind {
+        if let Some(&kind) = self.key_kinds.get(raw_key) {
+            return kind;
+        }
+        let scrubber = self.scrubber;
+        // Keys are compared decoded: `"pass\u0077ord"` is `password`.
+        let mut decoded = Vec::new();
+        let key = if memchr::memchr(b'\\', raw_key).is_some() {
+            json::decode(raw_key, &mut decoded, &mut Vec::new());
+            &decoded[..]
+        } else {
+            raw_key
+        };
+        let kind = if scrubber.structural_keys.iter().any(|s| s.as_slice() == key) {
+            KeyKind::Structural
+        } else {
+            match scrubber.matcher.json_key_rule {
+                Some(rule)
+                    if key_matches(
+                        &scrubber.matcher.rules[rule].json_keys,
+                        &normalize_key(key),
+                    ) =>
+                {
+                    KeyKind::Sensitive(rule)
+                }
+                _ => KeyKind::Plain,
+            }
+        };
+        if raw_key.len() <= MAX_CLEAN_KEY && self.key_kinds.len() < MAX_CLEAN_KEYS {
+            self.key_kinds.insert(raw_key.into(), kind);
+        }
+        kind
+    }
+
     fn scrub_value(
         &mut self,
         text: &[u8],
@@ -261,17 +313,10 @@ impl<'a> Session<'a> {
         edits: &mut Vec<Edit>,
     ) {
         let scrubber = self.scrubber;
-        // Keys are compared decoded: `"pass\u0077ord"` is `password`.
-        let mut key_buf = Vec::new();
-        let key = value.key.map(|(s, e)| {
-            let raw_key = &text[s..e];
-            if memchr::memchr(b'\\', raw_key).is_none() {
-                return raw_key;
-            }
-            json::decode(raw_key, &mut key_buf, &mut Vec::new());
-            &key_buf[..]
-        });
-        if key.is_some_and(|k| scrubber.structural_keys.iter().any(|s| s.as_slice() == k)) {
+        let kind = value
+            .key
+            .map_or(KeyKind::Plain, |(s, e)| self.key_kind(&text[s..e]));
+        if kind == KeyKind::Structural {
             return;
         }
         let raw = &text[value.start..value.end];
@@ -292,27 +337,23 @@ impl<'a> Session<'a> {
             };
             (value.start + s, value.start + e)
         };
-        let sensitive = match (scrubber.matcher.json_key_rule, key) {
-            (Some(rule), Some(k))
-                if key_matches(&scrubber.matcher.rules[rule].json_keys, &normalize_key(k)) =>
-            {
-                Some(rule)
-            }
+        let sensitive = match kind {
+            KeyKind::Sensitive(rule) => Some(rule),
             _ => None,
         };
         // A placeholder or an earlier mask under a sensitive key is not redacted whole, but
         // the other rules still look at it: `"token": "<b> sk-proj-…"` holds a key.
         let whole = sensitive.filter(|_| !is_placeholder(plain) && !scrubber.mask.is_masked(plain));
         if let Some(rule) = whole {
-            let mut masked = Vec::new();
+            self.masked.clear();
             scrubber
                 .mask
-                .render(&scrubber.matcher.rules[rule].id, plain, &mut masked);
+                .render(&scrubber.matcher.rules[rule].id, plain, &mut self.masked);
             self.counts[rule] += 1;
             edits.push(Edit {
                 start: value.start,
                 end: value.end,
-                text: escaped_text(&masked),
+                text: escaped_text(&self.masked),
                 rule,
             });
         } else {
@@ -344,18 +385,18 @@ impl<'a> Session<'a> {
                     self.clean_keys.insert(raw.into());
                 }
                 for &span in &self.spans {
-                    let mut masked = Vec::new();
+                    self.masked.clear();
                     scrubber.mask.render(
                         &matcher.rules[span.rule].id,
                         &plain[span.start..span.end],
-                        &mut masked,
+                        &mut self.masked,
                     );
                     let (start, end) = to_raw(span.start, span.end);
                     self.counts[span.rule] += 1;
                     edits.push(Edit {
                         start,
                         end,
-                        text: escaped_text(&masked),
+                        text: escaped_text(&self.masked),
                         rule: span.rule,
                     });
                 }
