@@ -17,7 +17,8 @@ use crate::json;
 use crate::mask::{self, Mask};
 use crate::prefilter::{occurs_at, Prefilter};
 use crate::rules::{
-    key_matches, normalize_key, AnchorCase, ByteSet, CheckCache, HitCheck, LazyRegex, Rule, Scanner,
+    key_matches, normalize_key, AnchorCase, ByteSet, CheckCache, HitCheck, LazyRegex, Rule,
+    Scanner, TrailingCache,
 };
 
 /// The block-level search looks this far ahead at a time: hits past a triggered line's end
@@ -143,7 +144,7 @@ impl NewlineMemo {
 /// placeholder only: a cache to use comes from [`Matcher::take_cache`].
 #[derive(Default)]
 pub(crate) struct MatchCache {
-    regex: Vec<Option<(meta::Cache, Captures)>>,
+    regex: Vec<Option<(meta::Cache, Captures, TrailingCache)>>,
     /// Literal hits in the text being looked at closely: start and literal.
     literal_hits: Vec<(usize, usize)>,
     /// Where the colon scanners may fire in that text.
@@ -786,8 +787,8 @@ impl Matcher {
             let Some(regex) = rule.regex.as_ref().map(|r| r.get()) else {
                 continue;
             };
-            let (re_cache, caps) = cache.regex[rule_idx]
-                .get_or_insert_with(|| (regex.create_cache(), regex.create_captures()));
+            let (re_cache, caps, trailing) = cache.regex[rule_idx]
+                .get_or_insert_with(|| (regex.create_cache(), regex.create_captures(), Vec::new()));
             let inside = Inside {
                 hits: &cache.hits[first_hit..i],
             };
@@ -796,8 +797,7 @@ impl Matcher {
                     rule_idx,
                     text,
                     input,
-                    re_cache,
-                    caps,
+                    (re_cache, caps, trailing),
                     mask,
                     &mut cache.candidates,
                 )
@@ -838,8 +838,7 @@ impl Matcher {
         rule_idx: usize,
         text: &[u8],
         input: &Input,
-        re_cache: &mut meta::Cache,
-        caps: &mut Captures,
+        (re_cache, caps, trailing): (&mut meta::Cache, &mut Captures, &mut TrailingCache),
         mask: &Mask,
         candidates: &mut Vec<Span>,
     ) -> Option<Found> {
@@ -849,6 +848,15 @@ impl Matcher {
             // No capture positions needed: the DFAs alone find the match.
             let m = regex.search_with(re_cache, input)?;
             (m, m.span())
+        } else if let Some(group) = &rule.trailing_group {
+            let m = regex.search_with(re_cache, input)?;
+            match group.secret(text, m.span(), trailing) {
+                Some(g) => (m, g),
+                None => {
+                    regex.search_captures_with(re_cache, input, caps);
+                    secret_of(rule, caps)?
+                }
+            }
         } else {
             regex.search_captures_with(re_cache, input, caps);
             secret_of(rule, caps)?

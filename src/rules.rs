@@ -369,6 +369,8 @@ pub(crate) struct Rule {
     pub hit_check: HitCheck,
     /// The secret group spans the whole match (`\b(…)\b`): no capture search is needed.
     pub group_is_match: bool,
+    /// The secret group ends every match: lazy DFAs find it (see [`TrailingGroup`]).
+    pub trailing_group: Option<TrailingGroup>,
     /// Every match starts with one of the anchors and is at most `reach` (≤ 2 KiB) long, so
     /// the regex can run anchored at a hit, over `reach` bytes.
     pub starts_at_anchor: bool,
@@ -648,6 +650,122 @@ impl LazyRegex {
     }
 }
 
+/// The secret of a rule whose capture groups all end its matches: the regex is `P(G)`, or
+/// an alternation of such branches, with no other group (zero-width assertions may follow
+/// the group) (`key\s*=\s*(\S+)`,
+/// `(?:[?&]token=([^&]+)|token:\s*(\S+))`). Given a match the regex's DFAs found, the
+/// capture engine costs several times their search on such rules (up to 400 instructions a
+/// byte on `sensitive-assignment`, whose bounded repeats make hundreds of NFA states, none of
+/// them one-pass), and it only has to say where `P` ends.
+///
+/// That is where `P`'s leftmost-first match, anchored at the match start, ends, when `G`'s
+/// own leftmost-first match from there runs to the match end: the capture engine (a
+/// backtracker, in effect) tries `P`'s ways of matching in the same order, and keeps the
+/// first one that `G` can complete. A branch whose `P` does not match is one it would leave
+/// for the next. Any other outcome (`G` fails there, or ends elsewhere; a DFA gives up) is
+/// left to the capture engine.
+#[derive(Debug)]
+pub(crate) struct TrailingGroup {
+    /// Each branch's `P` and `G`, in priority order, until first use.
+    branches: Vec<(Hir, Hir)>,
+    dfas: OnceLock<Option<Vec<(hybrid::dfa::DFA, hybrid::dfa::DFA)>>>,
+}
+
+/// The search states of a [`TrailingGroup`]'s DFAs, one pair per branch.
+pub(crate) type TrailingCache = Vec<(hybrid::dfa::Cache, hybrid::dfa::Cache)>;
+
+impl TrailingGroup {
+    fn new(hir: &Hir) -> Option<TrailingGroup> {
+        let branch = |hir: &Hir| -> Option<(Hir, Hir)> {
+            let parts = match hir.kind() {
+                HirKind::Concat(parts) => parts.as_slice(),
+                _ => std::slice::from_ref(hir),
+            };
+            // The group may be followed by zero-width assertions (`\b`, `$`): `G` takes them.
+            let at = parts
+                .iter()
+                .rposition(|h| !matches!(h.kind(), HirKind::Look(_)))?;
+            let HirKind::Capture(cap) = parts[at].kind() else {
+                return None;
+            };
+            let prefix = Hir::concat(parts[..at].to_vec());
+            let mut group = vec![(*cap.sub).clone()];
+            group.extend_from_slice(&parts[at + 1..]);
+            let group = Hir::concat(group);
+            let no_groups = |h: &Hir| h.properties().explicit_captures_len() == 0;
+            (no_groups(&prefix) && no_groups(&group)).then_some((prefix, group))
+        };
+        let branches = match hir.kind() {
+            HirKind::Alternation(alts) => alts.iter().map(branch).collect::<Option<Vec<_>>>()?,
+            _ => vec![branch(hir)?],
+        };
+        Some(TrailingGroup {
+            branches,
+            dfas: OnceLock::new(),
+        })
+    }
+
+    /// The DFAs of each branch's `P` and `G`, built on first use; `None` when one cannot be.
+    fn dfas(&self) -> Option<&[(hybrid::dfa::DFA, hybrid::dfa::DFA)]> {
+        let build = |hir: &Hir| {
+            let nfa = thompson::Compiler::new()
+                .configure(
+                    thompson::Config::new()
+                        .which_captures(thompson::WhichCaptures::None)
+                        .utf8(false),
+                )
+                .build_from_hir(hir)
+                .ok()?;
+            hybrid::dfa::Builder::new().build_from_nfa(nfa).ok()
+        };
+        self.dfas
+            .get_or_init(|| {
+                self.branches
+                    .iter()
+                    .map(|(prefix, group)| Some((build(prefix)?, build(group)?)))
+                    .collect()
+            })
+            .as_deref()
+    }
+
+    /// The secret of the rule's match `m` in `haystack`, or `None` when the capture engine
+    /// must tell.
+    pub fn secret(
+        &self,
+        haystack: &[u8],
+        m: regex_automata::Span,
+        cache: &mut TrailingCache,
+    ) -> Option<regex_automata::Span> {
+        let dfas = self.dfas()?;
+        if cache.len() != dfas.len() {
+            *cache = dfas
+                .iter()
+                .map(|(p, g)| (p.create_cache(), g.create_cache()))
+                .collect();
+        }
+        let anchored = |span: Range<usize>| {
+            Input::new(haystack)
+                .span(span)
+                .anchored(regex_automata::Anchored::Yes)
+        };
+        for ((prefix, group), (prefix_cache, group_cache)) in dfas.iter().zip(cache.iter_mut()) {
+            let Some(p) = prefix
+                .try_search_fwd(prefix_cache, &anchored(m.start..m.end))
+                .ok()?
+            else {
+                continue;
+            };
+            let start = p.offset();
+            let end = group
+                .try_search_fwd(group_cache, &anchored(start..m.end))
+                .ok()??
+                .offset();
+            return (end == m.end).then_some(regex_automata::Span { start, end });
+        }
+        None
+    }
+}
+
 /// True when the regex is its one capture group, with nothing but zero-width assertions
 /// (`\b`, `^`, `$`) around it.
 fn whole_match_group(hir: &Hir) -> bool {
@@ -760,6 +878,7 @@ impl Rule {
             .transpose()
             .map_err(fail)?;
         let mut group_is_match = spec.secret_group == 0;
+        let mut trailing_group = None;
         if let Some(hir) = &hir {
             let groups = hir.properties().explicit_captures_len();
             if spec.secret_group > groups {
@@ -769,6 +888,9 @@ impl Rule {
                 )));
             }
             group_is_match |= groups == 1 && spec.secret_group == 1 && whole_match_group(hir);
+            if !group_is_match {
+                trailing_group = TrailingGroup::new(hir);
+            }
         }
         let validators = spec
             .validators
@@ -857,6 +979,7 @@ impl Rule {
             reach,
             hit_check,
             group_is_match,
+            trailing_group,
             starts_at_anchor,
         })
     }
@@ -972,6 +1095,138 @@ mod tests {
             }
         }
         assert!(checked > 100, "only {checked} anchor occurrences looked at");
+    }
+
+    /// The built-in rules whose secret group the DFAs find (see [`TrailingGroup`]).
+    fn trailing_group_rules() -> &'static [(RuleSpec, Rule)] {
+        static RULES: OnceLock<Vec<(RuleSpec, Rule)>> = OnceLock::new();
+        RULES.get_or_init(|| {
+            RulePack::builtin()
+                .into_iter()
+                .flat_map(|pack| pack.rules)
+                .map(|spec| {
+                    let rule = Rule::compile(&spec, "test").expect("built-in rules compile");
+                    (spec, rule)
+                })
+                .filter(|(_, rule)| rule.trailing_group.is_some())
+                .collect()
+        })
+    }
+
+    /// Every match of `rule` in `text`: where the capture engine puts the secret, and where
+    /// [`TrailingGroup::secret`] does (`None`: it leaves it to the capture engine).
+    fn secrets_both_ways(rule: &Rule, text: &[u8]) -> Vec<(Range<usize>, Option<Range<usize>>)> {
+        let regex = rule
+            .regex
+            .as_ref()
+            .expect("a rule with a group has a regex")
+            .get();
+        let group = rule.trailing_group.as_ref().expect("trailing group");
+        let mut cache = TrailingCache::new();
+        let mut found = Vec::new();
+        for caps in regex.captures_iter(text) {
+            let m = caps.get_match().expect("a match");
+            let by_captures = caps
+                .get_group(rule.secret_group)
+                .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
+                .unwrap_or(m.span());
+            let by_dfas = group.secret(text, m.span(), &mut cache);
+            found.push((by_captures.range(), by_dfas.map(|g| g.range())));
+        }
+        found
+    }
+
+    #[test]
+    fn trailing_groups_are_where_the_capture_engine_puts_them() {
+        // The key=value and CLI flag rules, whose capture search cost most, are answered on
+        // every example. A lazy repeat before the group (`notion[^\n]{0,160}?\b(secret_…)`)
+        // makes `P` end too soon: those rules are left to the capture engine.
+        let always = [
+            "sensitive-assignment",
+            "sensitive-cli-flag",
+            "openclaw-env-assignment",
+        ];
+        let (mut matches, mut answered) = (0, 0);
+        for (spec, rule) in trailing_group_rules() {
+            let inputs = spec.examples.iter().map(|e| &e.input);
+            for text in inputs.chain(&spec.negative_examples) {
+                for (by_captures, by_dfas) in secrets_both_ways(rule, text.as_bytes()) {
+                    matches += 1;
+                    match by_dfas {
+                        Some(by_dfas) => {
+                            answered += 1;
+                            assert_eq!(by_dfas, by_captures, "{} in {text:?}", spec.id);
+                        }
+                        None => assert!(!always.contains(&spec.id.as_str()), "{text:?}"),
+                    }
+                }
+            }
+        }
+        for id in always {
+            assert!(
+                trailing_group_rules().iter().any(|(spec, _)| spec.id == id),
+                "{id}"
+            );
+        }
+        assert!(answered * 4 >= matches * 3, "{answered} of {matches}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        /// An example of a rule with bytes the rules' regexes care about spliced in: where the
+        /// DFAs say the secret is, the capture engine says so too.
+        #[test]
+        fn trailing_groups_answer_as_the_capture_engine(
+            rule in 0usize..1000,
+            example in 0usize..100,
+            edits in proptest::collection::vec(
+                (0usize..200, 0usize..3, "[ =:'\"a-zA-Z0-9_./+&?#@\\-]{1,6}"),
+                0..4,
+            ),
+        ) {
+            let rules = trailing_group_rules();
+            let (spec, rule) = &rules[rule % rules.len()];
+            prop_assume!(!spec.examples.is_empty());
+            let mut text = spec.examples[example % spec.examples.len()].input.clone().into_bytes();
+            for (at, how, piece) in edits {
+                let at = at % (text.len() + 1);
+                let end = (at + piece.len()).min(text.len());
+                match how {
+                    0 => drop(text.splice(at..at, piece.bytes())),
+                    1 => drop(text.splice(at..end, piece.bytes())),
+                    _ => drop(text.drain(at..end)),
+                }
+            }
+            for (by_captures, by_dfas) in secrets_both_ways(rule, &text) {
+                if let Some(by_dfas) = by_dfas {
+                    prop_assert_eq!(
+                        &by_dfas, &by_captures, "{} in {:?}", spec.id, String::from_utf8_lossy(&text)
+                    );
+                }
+            }
+        }
+
+        /// Text made of the keys, separators and quotes the key=value and flag rules read, in
+        /// any order: where the DFAs say the secret is, the capture engine says so too.
+        #[test]
+        fn trailing_groups_answer_as_the_capture_engine_on_keys_and_separators(
+            rule in 0usize..1000,
+            pieces in proptest::collection::vec(proptest::sample::select(&[
+                "token", "KEY", "Password", "secret", "api-key", "--", "-", "=", ":", ":=", " ",
+                "  ", "\"", "'", "\\", "&", "?", "_", ".", "x", "Z9", "hunter2", "Bearer ",
+                "\n", ",", "/", "@",
+            ][..]), 0..24),
+        ) {
+            let rules = trailing_group_rules();
+            let (spec, rule) = &rules[rule % rules.len()];
+            let text = pieces.concat();
+            for (by_captures, by_dfas) in secrets_both_ways(rule, text.as_bytes()) {
+                if let Some(by_dfas) = by_dfas {
+                    prop_assert_eq!(&by_dfas, &by_captures, "{} in {:?}", spec.id, text);
+                }
+            }
+        }
     }
 
     proptest! {
