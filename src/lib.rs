@@ -301,8 +301,10 @@ impl ScrubberBuilder {
         self
     }
 
-    /// Compiles the rules. Fails on a malformed rule, a duplicate id or an unknown `--disable`.
+    /// Compiles the rules. Fails on a malformed rule, a duplicate id, an unknown `--disable`
+    /// or a fixed mask text a secret could hold (see [`Mask::Fixed`]).
     pub fn build(self) -> Result<Scrubber, Error> {
+        self.mask.check()?;
         let mut packs = if self.builtin {
             RulePack::builtin()
         } else {

@@ -23,7 +23,10 @@ pub enum Mask {
     /// same tag across runs and files, so leaks can be correlated without revealing them.
     /// Keyed, because an unkeyed hash of a short secret falls to a dictionary.
     Hash(Vec<u8>),
-    /// A fixed text.
+    /// A fixed text. A secret that holds it is taken for one already masked, so it must be
+    /// text no secret plausibly holds: at least 3 characters, one of them not an ASCII letter
+    /// or digit or one of `-_+/=.` (`***`, `<redacted>`, `[hidden]`).
+    /// [`ScrubberBuilder::build`](crate::ScrubberBuilder::build) refuses any other.
     Fixed(String),
 }
 
@@ -53,16 +56,23 @@ impl Mask {
                 )),
             },
             _ => match spec.strip_prefix("fixed=") {
-                Some(text) if !text.is_empty() && !text.contains(['\n', '\r']) => {
+                Some(text) => {
+                    check_fixed(text)?;
                     Ok(Mask::Fixed(text.into()))
                 }
-                Some(_) => Err(Error::Mask(
-                    "`fixed=TEXT` needs a non-empty single-line TEXT".into(),
-                )),
                 None => Err(Error::Mask(format!(
                     "unknown mask `{spec}` (expected tag, openclaw, hash or fixed=TEXT)"
                 ))),
             },
+        }
+    }
+
+    /// Whether this mask can be used: a fixed text must pass [`check_fixed`] (the builder
+    /// asks, so that a [`Mask::Fixed`] built by hand is held to what `parse` asks).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        match self {
+            Mask::Fixed(text) => check_fixed(text),
+            Mask::Tag | Mask::OpenClaw | Mask::Hash(_) => Ok(()),
         }
     }
 
@@ -184,6 +194,36 @@ impl Mask {
                 Mask::Tag | Mask::Hash(_) => false,
             }
     }
+}
+
+/// Characters keys and tokens are made of (base64, base64url, hex, JWT): a fixed mask made of
+/// these alone is the kind of text a secret holds.
+fn key_character(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_+/=.".contains(c)
+}
+
+/// Refuses a fixed mask text that a secret plausibly holds. A secret holding the fixed text is
+/// taken for one already masked and left as it is ([`Mask::is_masked`]), which is what keeps
+/// a second pass from masking masks; with `fixed=X` half of all 40-character keys hold an `X`.
+/// So the text must be at least 3 characters long (passwords are asked for a symbol: `*` or
+/// `#` alone is in many) and hold a character that keys are not made of: the word `secret`
+/// or `REDACTED` is no better than `X`, since passwords hold words.
+fn check_fixed(text: &str) -> Result<(), Error> {
+    if text.is_empty() || text.contains(['\n', '\r']) {
+        return Err(Error::Mask(
+            "`fixed=TEXT` needs a non-empty single-line TEXT".into(),
+        ));
+    }
+    if text.chars().count() < 3 || text.chars().all(key_character) {
+        return Err(Error::Mask(
+            "`fixed=TEXT`: a secret that holds TEXT is taken for one already masked and left \
+             in clear, so TEXT must be unlikely inside a secret: at least 3 characters, one of \
+             them not a letter, digit or one of - _ + / = . (for example `***`, `<redacted>`, \
+             `[hidden]`)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Replaces every `:` in `text[range]` with `_` (see [`Mask::blank_colons`]).
@@ -353,12 +393,38 @@ mod tests {
     }
 
     #[test]
+    fn fixed_text_a_secret_could_hold_is_refused() {
+        for bad in [
+            "", "a\nb", "X", "XXX", "xxxx", "abc", "REDACTED", "*", "**", "\u{2026}",
+        ] {
+            assert!(
+                Mask::parse(&format!("fixed={bad}"), None).is_err(),
+                "{bad:?}"
+            );
+            assert!(Mask::Fixed(bad.into()).check().is_err(), "{bad:?}");
+        }
+        for good in [
+            "***",
+            "<redacted>",
+            "[hidden]",
+            "<X>",
+            "x x",
+            "\u{2588}\u{2588}\u{2588}",
+        ] {
+            assert!(
+                Mask::parse(&format!("fixed={good}"), None).is_ok(),
+                "{good:?}"
+            );
+        }
+    }
+
+    #[test]
     fn masks_are_recognised() {
         for m in [
             Mask::Tag,
             Mask::OpenClaw,
             Mask::Hash(b"k".to_vec()),
-            Mask::Fixed("XX".into()),
+            Mask::Fixed("<X>".into()),
         ] {
             let out = render(&m, "sk-1234567890abcdefghij");
             assert!(m.is_masked(out.as_bytes()), "{m:?} {out}");

@@ -274,8 +274,44 @@ fn mask_styles() {
     assert_eq!(oc, "key sk-pro\u{2026}Xy4z\n");
     let oc_short = ok(&Cli::new(["--mask=openclaw"]).run(b"TOKEN=shortvalue\n"));
     assert_eq!(oc_short, "TOKEN=***\n");
-    let fixed = ok(&Cli::new(["--mask", "fixed=XXX"]).run(input.as_bytes()));
-    assert_eq!(fixed, "key XXX\n");
+    let fixed = ok(&Cli::new(["--mask", "fixed=<X>"]).run(input.as_bytes()));
+    assert_eq!(fixed, "key <X>\n");
+}
+
+/// A secret holding the fixed mask is taken for one already masked (so that a second pass
+/// leaves masks alone): with `fixed=X` a password or key holding an `X` passed in clear. A
+/// text that secrets plausibly hold is refused, for every subcommand, saying why.
+#[test]
+fn a_fixed_mask_a_secret_could_hold_is_refused() {
+    let input = "password=hunter2Xhunter2 and ghp_0123456789abcdefXhij0123456789abcdefgh\n";
+    for text in [
+        "X", "XXX", "xxxx", "abc", "secret", "REDACTED", "*", "**", "a.b-c_d",
+    ] {
+        let mask = format!("fixed={text}");
+        for args in [vec!["--mask", &mask], vec!["--mask", &mask, "check", "."]] {
+            let o = Cli::new(&args).run(input.as_bytes());
+            let err = exit_2(&o);
+            assert!(o.stdout.is_empty(), "{args:?}: nothing scrubbed");
+            assert!(
+                err.contains("unlikely inside a secret") && err.contains("<redacted>"),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    for text in [
+        "***",
+        "<redacted>",
+        "[hidden]",
+        "<X>",
+        "\u{2588}\u{2588}\u{2588}",
+    ] {
+        let out = ok(&Cli::new(["--mask", &format!("fixed={text}")]).run(input.as_bytes()));
+        assert_eq!(out, format!("password={text} and {text}\n"), "fixed={text}");
+    }
+    let hand_made = clawscrub::Scrubber::builder()
+        .mask(clawscrub::Mask::Fixed("X".into()))
+        .build();
+    assert!(hand_made.is_err(), "the builder refuses what parse refuses");
 }
 
 #[test]
@@ -1196,7 +1232,7 @@ fn bundled_session_scrubs_clean() {
     for secret in planted {
         assert!(input.contains(secret), "{secret} is planted");
     }
-    for mask in ["tag", "openclaw", "fixed=XXX"] {
+    for mask in ["tag", "openclaw", "fixed=<X>"] {
         let o = Cli::new([
             "--mask".as_ref(),
             mask.as_ref(),

@@ -229,7 +229,9 @@ enum StatsFormat {
 #[derive(Args, Debug, Clone)]
 struct RuleArgs {
     /// Replacement style: tag ([REDACTED:rule-id]), openclaw (sk-123…cdef, as OpenClaw shows),
-    /// hash ([REDACTED:rule-id:HMAC8], needs a key) or fixed=TEXT.
+    /// hash ([REDACTED:rule-id:HMAC8], needs a key) or fixed=TEXT (3 characters or more, one
+    /// of them not a letter, digit or -_+/=., so that secrets are unlikely to hold it:
+    /// '<redacted>', '***').
     #[arg(long, value_name = "STYLE", default_value = "tag", global = true)]
     mask: String,
     /// File holding the HMAC key for `--mask hash` (else the CLAWSCRUB_HASH_KEY variable).
