@@ -1121,7 +1121,12 @@ fn soup() -> impl Strategy<Value = Vec<u8>> {
     vec(frag, 0..60).prop_map(|v| v.concat())
 }
 
+/// `cases` cases, or `PROPTEST_CASES` when set (which an explicit count would override).
 fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(cases);
     ProptestConfig {
         cases,
         failure_persistence: None,
