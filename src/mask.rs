@@ -315,14 +315,19 @@ fn hmac_hex8(key: &[u8], secret: &[u8]) -> String {
 
 fn openclaw_style(secret: &[u8], out: &mut Vec<u8>) {
     let text = String::from_utf8_lossy(secret);
-    if text.starts_with("-----BEGIN") {
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let first = lines.next().unwrap_or_default();
-        out.extend_from_slice(first.as_bytes());
+    // The header and footer lines, not the lines they start: a key pasted on one line
+    // (`-----BEGIN RSA PRIVATE KEY-----MIIE…`) has no line of its own to keep.
+    if let Some(header) = pem_marker(&text, "-----BEGIN") {
+        out.extend_from_slice(header.as_bytes());
         out.extend_from_slice("\n\u{2026}redacted\u{2026}".as_bytes());
-        if let Some(last) = lines.next_back().filter(|l| l.starts_with("-----END")) {
+        let rest = text[header.len()..].trim_end();
+        let footer = rest
+            .rfind("-----END")
+            .and_then(|at| pem_marker(&rest[at..], "-----END"))
+            .filter(|footer| rest.ends_with(footer));
+        if let Some(footer) = footer {
             out.push(b'\n');
-            out.extend_from_slice(last.as_bytes());
+            out.extend_from_slice(footer.as_bytes());
         }
         return;
     }
@@ -337,6 +342,17 @@ fn openclaw_style(secret: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(ELLIPSIS.as_bytes());
     out.extend_from_slice(tail.as_bytes());
+}
+
+/// The PEM marker (`-----BEGIN RSA PRIVATE KEY-----`) that `text` starts with, opening with
+/// `open`: upper-case words up to the next `-----`.
+fn pem_marker<'t>(text: &'t str, open: &str) -> Option<&'t str> {
+    let label_end = open.len() + text.get(open.len()..)?.find("-----")?;
+    let label = &text[open.len()..label_end];
+    let words = label
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
+    (text.starts_with(open) && words).then(|| &text[..label_end + 5])
 }
 
 #[cfg(test)]
@@ -356,6 +372,18 @@ mod tests {
             "sk-123\u{2026}cdef"
         );
         assert_eq!(render(&Mask::OpenClaw, "shortvalue"), "***");
+        // A key on one line keeps its markers, not the line.
+        let one_line =
+            "-----BEGIN RSA PRIVATE KEY-----MIIEpAIBAAKCAQEA3Tz2-----END RSA PRIVATE KEY-----";
+        assert_eq!(
+            render(&Mask::OpenClaw, one_line),
+            "-----BEGIN RSA PRIVATE KEY-----\n\u{2026}redacted\u{2026}\n-----END RSA PRIVATE KEY-----"
+        );
+        // Not a PEM header: masked as any secret.
+        assert_eq!(
+            render(&Mask::OpenClaw, "-----BEGINhunter2hunter2"),
+            "-----B\u{2026}ter2"
+        );
         let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIabc\nxyz\n-----END RSA PRIVATE KEY-----";
         assert_eq!(
             render(&Mask::OpenClaw, pem),

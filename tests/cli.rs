@@ -278,6 +278,26 @@ fn mask_styles() {
     assert_eq!(fixed, "key <X>\n");
 }
 
+/// OpenClaw's style keeps a private key's first and last lines; a key pasted on one line kept
+/// its whole body that way. Only the BEGIN and END markers are kept now, and a value that
+/// merely starts with `-----BEGIN` is masked as any secret.
+#[test]
+fn the_openclaw_mask_keeps_no_body_of_a_key_on_one_line() {
+    let body = "MIIEpAIBAAKCAQEA3Tz2mr7SZiAMfQyuvBjM9Oi";
+    let input = format!(
+        "x -----BEGIN RSA PRIVATE KEY-----{body}-----END RSA PRIVATE KEY-----\n\
+         {{\"password\":\"-----BEGINhunter2hunter2\"}}\n"
+    );
+    let out = ok(&Cli::new(["--mask", "openclaw"]).run(input.as_bytes()));
+    assert_eq!(
+        out,
+        "x -----BEGIN RSA PRIVATE KEY----- \u{2026}redacted\u{2026} -----END RSA PRIVATE KEY-----\n\
+         {\"password\":\"-----B\u{2026}ter2\"}\n"
+    );
+    let again = ok(&Cli::new(["--mask", "openclaw"]).run(out.as_bytes()));
+    assert_eq!(again, out);
+}
+
 /// A secret holding the fixed mask is taken for one already masked (so that a second pass
 /// leaves masks alone): with `fixed=X` a password or key holding an `X` passed in clear. A
 /// text that secrets plausibly hold is refused, for every subcommand, saying why.
