@@ -848,7 +848,7 @@ impl Matcher {
             // No capture positions needed: the DFAs alone find the match.
             let m = regex.search_with(re_cache, input)?;
             (m, m.span())
-        } else if let Some(group) = &rule.trailing_group {
+        } else if let Some(group) = rule.trailing_group.as_ref().filter(|g| g.may_be_usable()) {
             let m = regex.search_with(re_cache, input)?;
             match group.secret(text, m.span(), trailing) {
                 Some(g) => (m, g),

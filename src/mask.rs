@@ -24,7 +24,7 @@ pub enum Mask {
     /// Keyed, because an unkeyed hash of a short secret falls to a dictionary.
     Hash(Vec<u8>),
     /// A fixed text. A secret that holds it is taken for one already masked, so it must be
-    /// text no secret plausibly holds: at least 3 characters, one of them not an ASCII letter
+    /// text no secret plausibly holds: at least 3 characters, one of them not a letter
     /// or digit or one of `-_+/=.` (`***`, `<redacted>`, `[hidden]`).
     /// [`ScrubberBuilder::build`](crate::ScrubberBuilder::build) refuses any other.
     Fixed(String),
@@ -196,10 +196,11 @@ impl Mask {
     }
 }
 
-/// Characters keys and tokens are made of (base64, base64url, hex, JWT): a fixed mask made of
-/// these alone is the kind of text a secret holds.
+/// Characters keys and tokens are made of (base64, base64url, hex, JWT), and the letters of
+/// any script, which passwords hold: a fixed mask made of these alone is the kind of text a
+/// secret holds.
 fn key_character(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_+/=.".contains(c)
+    c.is_alphanumeric() || "-_+/=.".contains(c)
 }
 
 /// Refuses a fixed mask text that a secret plausibly holds. A secret holding the fixed text is
@@ -423,7 +424,17 @@ mod tests {
     #[test]
     fn fixed_text_a_secret_could_hold_is_refused() {
         for bad in [
-            "", "a\nb", "X", "XXX", "xxxx", "abc", "REDACTED", "*", "**", "\u{2026}",
+            "",
+            "a\nb",
+            "X",
+            "XXX",
+            "xxxx",
+            "abc",
+            "REDACTED",
+            "*",
+            "**",
+            "\u{2026}",
+            "СКРЫТО",
         ] {
             assert!(
                 Mask::parse(&format!("fixed={bad}"), None).is_err(),
