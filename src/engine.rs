@@ -844,22 +844,24 @@ impl Matcher {
     ) -> Option<Found> {
         let rule = &self.rules[rule_idx];
         let regex = rule.regex.as_ref()?.get();
-        let (m, g) = if rule.group_is_match {
-            // No capture positions needed: the DFAs alone find the match.
+        // The DFAs alone find the match, and the secret when it is the whole match or ends it
+        // (see `TrailingGroup`); the capture engine finds the rest.
+        let trailing_group = rule.trailing_group.as_ref().filter(|g| g.may_be_usable());
+        let by_dfas = if rule.group_is_match || trailing_group.is_some() {
             let m = regex.search_with(re_cache, input)?;
-            (m, m.span())
-        } else if let Some(group) = rule.trailing_group.as_ref().filter(|g| g.may_be_usable()) {
-            let m = regex.search_with(re_cache, input)?;
-            match group.secret(text, m.span(), trailing) {
-                Some(g) => (m, g),
-                None => {
-                    regex.search_captures_with(re_cache, input, caps);
-                    secret_of(rule, caps)?
-                }
+            match trailing_group {
+                None => Some((m, m.span())),
+                Some(group) => group.secret(text, m.span(), trailing).map(|g| (m, g)),
             }
         } else {
-            regex.search_captures_with(re_cache, input, caps);
-            secret_of(rule, caps)?
+            None
+        };
+        let (m, g) = match by_dfas {
+            Some(found) => found,
+            None => {
+                regex.search_captures_with(re_cache, input, caps);
+                secret_of(rule, caps)?
+            }
         };
         let is_rule_id = |id: &[u8]| self.is_rule_id(id);
         let next = g.end.max(m.start() + 1);
@@ -1057,7 +1059,7 @@ const RECHECK_REACH: usize = 4096;
 
 /// The match in `caps` and its secret: the rule's secret group, else (it did not take part)
 /// the last group that did, as OpenClaw masks, else the whole match.
-fn secret_of(
+pub(crate) fn secret_of(
     rule: &Rule,
     caps: &Captures,
 ) -> Option<(regex_automata::Match, regex_automata::Span)> {

@@ -1016,10 +1016,10 @@ mod tests {
     use proptest::prelude::*;
     use regex_automata::{Anchored, Input};
 
-    /// The built-in rules with a regex hit check.
-    fn checked_rules() -> &'static [(RuleSpec, Rule)] {
+    /// The built-in rules, compiled once for all tests, that `keep` keeps.
+    fn builtin_rules(keep: fn(&Rule) -> bool) -> Vec<&'static (RuleSpec, Rule)> {
         static RULES: OnceLock<Vec<(RuleSpec, Rule)>> = OnceLock::new();
-        RULES.get_or_init(|| {
+        let rules = RULES.get_or_init(|| {
             RulePack::builtin()
                 .into_iter()
                 .flat_map(|pack| pack.rules)
@@ -1027,9 +1027,14 @@ mod tests {
                     let rule = Rule::compile(&spec, "test").expect("built-in rules compile");
                     (spec, rule)
                 })
-                .filter(|(_, rule)| matches!(rule.hit_check, HitCheck::Regex { .. }))
                 .collect()
-        })
+        });
+        rules.iter().filter(|(_, rule)| keep(rule)).collect()
+    }
+
+    /// The built-in rules with a regex hit check.
+    fn checked_rules() -> Vec<&'static (RuleSpec, Rule)> {
+        builtin_rules(|rule| matches!(rule.hit_check, HitCheck::Regex { .. }))
     }
 
     /// Whether `regex` matches anchored at `text[at..]`, and if so, whether the byte after
@@ -1118,19 +1123,8 @@ mod tests {
     }
 
     /// The built-in rules whose secret group the DFAs find (see [`TrailingGroup`]).
-    fn trailing_group_rules() -> &'static [(RuleSpec, Rule)] {
-        static RULES: OnceLock<Vec<(RuleSpec, Rule)>> = OnceLock::new();
-        RULES.get_or_init(|| {
-            RulePack::builtin()
-                .into_iter()
-                .flat_map(|pack| pack.rules)
-                .map(|spec| {
-                    let rule = Rule::compile(&spec, "test").expect("built-in rules compile");
-                    (spec, rule)
-                })
-                .filter(|(_, rule)| rule.trailing_group.is_some())
-                .collect()
-        })
+    fn trailing_group_rules() -> Vec<&'static (RuleSpec, Rule)> {
+        builtin_rules(|rule| rule.trailing_group.is_some())
     }
 
     /// Every match of `rule` in `text`: where the capture engine puts the secret, and where
@@ -1145,11 +1139,7 @@ mod tests {
         let mut cache = TrailingCache::new();
         let mut found = Vec::new();
         for caps in regex.captures_iter(text) {
-            let m = caps.get_match().expect("a match");
-            let by_captures = caps
-                .get_group(rule.secret_group)
-                .or_else(|| (1..caps.group_len()).rev().find_map(|i| caps.get_group(i)))
-                .unwrap_or(m.span());
+            let (m, by_captures) = crate::engine::secret_of(rule, &caps).expect("a match");
             let by_dfas = group.secret(text, m.span(), &mut cache);
             found.push((by_captures.range(), by_dfas.map(|g| g.range())));
         }
