@@ -474,7 +474,10 @@ fn scrub_needs_a_destination_and_check_an_existing_path() {
 }
 
 /// A writer appends numbered lines (each with a secret) to a live session, opening the file
-/// for each line as OpenClaw does, while the scrub runs: no line may be lost or doubled.
+/// for each line and writing it in one `write` as OpenClaw does (Node's `appendFile`), while
+/// the scrub runs: no line may be lost or doubled. (A writer that writes one line in several
+/// pieces can lose the pieces it writes to the old file after the rename; `writeln!` writes
+/// in pieces, and with it this test failed about one run in five.)
 #[test]
 fn a_writer_appending_during_the_scrub_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -491,11 +494,8 @@ fn a_writer_appending_during_the_scrub_loses_nothing() {
                 .append(true)
                 .open(&writer_path)
                 .unwrap();
-            writeln!(
-                f,
-                "{{\"type\":\"message\",\"seq\":{i},\"text\":\"key {OPENAI}\"}}"
-            )
-            .unwrap();
+            let line = format!("{{\"type\":\"message\",\"seq\":{i},\"text\":\"key {OPENAI}\"}}\n");
+            f.write_all(line.as_bytes()).unwrap();
             if i % 10 == 0 {
                 std::thread::sleep(std::time::Duration::from_micros(300));
             }
