@@ -18,7 +18,7 @@ use crate::mask::{self, Mask};
 use crate::prefilter::{occurs_at, Prefilter};
 use crate::rules::{
     key_matches, normalize_key, AnchorCase, ByteSet, CheckCache, HitCheck, LazyRegex, Rule,
-    Scanner, TrailingCache,
+    Scanner, TrailingCache, MAX_CHECK_REACH,
 };
 
 /// The block-level search looks this far ahead at a time: hits past a triggered line's end
@@ -29,6 +29,10 @@ const FOLLOW_AFTER: u32 = 64;
 
 /// A text this short is confirmed whole per triggered rule rather than in windows.
 const WHOLE_TEXT: usize = 16 * 1024;
+
+/// How many hits a rule whose matches start at an anchor but have no bound on their length is
+/// confirmed from, each read as far as its match goes (see [`Matcher::find`]).
+const MAX_UNBOUNDED_STARTS: usize = 8;
 
 /// A redaction candidate: `text[start..end]` is a secret found by `rules[rule]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -156,10 +160,9 @@ pub(crate) struct MatchCache {
     windows: Vec<(usize, usize)>,
     starts: Vec<usize>,
     candidates: Vec<Span>,
-    /// The JSON-decoded text after a block-level hit, and its offset map.
+    /// The JSON-decoded text after a block-level hit, and a scratch buffer for decoding it.
     window: Vec<u8>,
     window_next: Vec<u8>,
-    window_map: Vec<u32>,
     /// Caches of the rules' hit-check regexes, made on first use.
     check: Vec<CheckCache>,
     /// Caches of the lazy DFAs of the rules' own regexes, for hits where every match starts.
@@ -435,7 +438,6 @@ impl Matcher {
             candidates: Vec::new(),
             window: Vec::new(),
             window_next: Vec::new(),
-            window_map: Vec::new(),
             check: self.rules.iter().map(|_| CheckCache::default()).collect(),
             anchored: self.rules.iter().map(|_| CheckCache::default()).collect(),
         }
@@ -718,9 +720,12 @@ impl Matcher {
                     // Until the rule's regex is compiled, its lazy DFA tells whether a match
                     // starts here at all. Most such hits are chance ones (decoys: `sk-` in a
                     // slug), and the full regex costs several times the DFA to build.
+                    // A rule whose match may run on without bound reads as far as the match
+                    // goes: its DFA would read a decoy's rest of the text (`eyJ-eyJ-…`).
                     let at = start + offset;
                     let may_match = rule.regex.as_ref().is_none_or(|re| {
                         re.is_compiled()
+                            || rule.reach > MAX_CHECK_REACH
                             || check_matches(re, rule.reach, text, at, &mut cache.anchored[r])
                     });
                     if may_match {
@@ -764,13 +769,19 @@ impl Matcher {
             let rule = &self.rules[rule_idx];
             let reach = rule.reach;
             // Merge this rule's hit windows, then confirm each merged window once; a hit where
-            // every match must start is confirmed there alone.
+            // every match must start is confirmed there alone. A match that may run on without
+            // bound is searched for from at most `MAX_UNBOUNDED_STARTS` hits, each reading as
+            // far as the match goes; more such hits are windows, so that a text full of decoys
+            // costs time linear in its length.
             windows.clear();
             starts.clear();
+            let this_rule = cache.hits[i..].iter().take_while(|h| h.0 == rule_idx);
+            let from_starts = reach <= MAX_CHECK_REACH
+                || this_rule.filter(|h| h.3).count() <= MAX_UNBOUNDED_STARTS;
             while i < cache.hits.len() && cache.hits[i].0 == rule_idx {
                 let (_, s, e, at_start) = cache.hits[i];
                 i += 1;
-                if at_start {
+                if at_start && from_starts {
                     starts.push(s);
                     continue;
                 }
@@ -1120,11 +1131,7 @@ fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &
             if memchr::memchr(b'\\', &cache.window[1..]).is_none() {
                 break;
             }
-            json::decode(
-                &cache.window[1..],
-                &mut cache.window_next,
-                &mut cache.window_map,
-            );
+            json::decode(&cache.window[1..], &mut cache.window_next, None);
             cache.window.truncate(1);
             cache.window.extend_from_slice(&cache.window_next);
         }
@@ -1394,6 +1401,59 @@ mod tests {
         );
         // The second anchor lies inside the first match: not a start of its own.
         assert_eq!(out(true, "qrs12qrs34"), "[REDACTED:chain]34");
+    }
+
+    /// Rules whose matches start at an anchor but have no bound on their length are confirmed
+    /// from their hits too (reading as far as the match goes), up to `MAX_UNBOUNDED_STARTS`
+    /// hits; past that, by a window search. Either way, as the window search alone finds.
+    #[test]
+    fn unbounded_matches_are_confirmed_from_their_anchors() {
+        let pack = crate::rules::RulePack::parse(
+            "test",
+            r#"
+            [[rule]]
+            id = "tok"
+            description = "x"
+            category = "credential"
+            regex = '\b(tok_[A-Za-z0-9]{8,})\b'
+            [[rule]]
+            id = "auth"
+            description = "x"
+            category = "credential"
+            regex = '(?i)Authorization\s*[:=]\s*(\S+)'
+            secret_group = 1
+            "#,
+        )
+        .unwrap();
+        let out = |check_hits: bool, text: &str| {
+            let s = crate::Scrubber::builder()
+                .builtin(false)
+                .pack(pack.clone())
+                .check_hits(check_hits)
+                .build()
+                .unwrap();
+            // The second has 2^13 case spellings: found with its case folded.
+            assert!(s.matcher.rules.iter().all(|r| r.starts_at_anchor));
+            assert!(s.matcher.rules.iter().all(|r| r.reach > MAX_CHECK_REACH));
+            String::from_utf8(s.scrub_bytes(text.as_bytes())).unwrap()
+        };
+        let many = "tok_abc ".repeat(3 * MAX_UNBOUNDED_STARTS) + "tok_abcdefghij AUTHORIZATION: x";
+        for text in [
+            "tok_abcdefghij tok_short xtok_abcdefghij tok_abcdefghijklmnop",
+            "authorization: tok_abcdefghij and AuThOrIzAtIoN = y",
+            &many,
+        ] {
+            assert_eq!(out(true, text), out(false, text), "{text}");
+        }
+        assert_eq!(
+            out(true, &many),
+            "tok_abc ".repeat(3 * MAX_UNBOUNDED_STARTS)
+                + "[REDACTED:tok] AUTHORIZATION: [REDACTED:auth]"
+        );
+        assert_eq!(
+            out(true, "authorization: tok_abcdefghij and AuThOrIzAtIoN = y"),
+            "authorization: [REDACTED:tok] and AuThOrIzAtIoN = [REDACTED:auth]"
+        );
     }
 
     proptest::proptest! {

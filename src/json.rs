@@ -293,13 +293,29 @@ fn unicode_escape(raw: &[u8], at: usize) -> Option<(Option<char>, usize)> {
     })
 }
 
-/// Decodes raw string contents into `out`, with `map[i]` the raw offset of the escape or byte
-/// that produced decoded byte `i`. Malformed escapes are kept as they are.
-pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>, map: &mut Vec<u32>) {
+/// Decodes raw string contents into `out`, and, when asked, fills `map` with `map[i]` the raw
+/// offset of the escape or byte that produced decoded byte `i`. Malformed escapes are kept as
+/// they are. The map is four bytes per byte: a text only searched needs none.
+pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>, mut map: Option<&mut Vec<u32>>) {
     out.clear();
-    map.clear();
     out.reserve(raw.len());
-    map.reserve(raw.len());
+    if let Some(map) = map.as_deref_mut() {
+        map.clear();
+        map.reserve(raw.len());
+    }
+    // `bytes` decoded from the raw bytes at `from`: a run copied as it is (each byte is its
+    // own unit), or one escape.
+    let mut push = |out: &mut Vec<u8>, bytes: &[u8], from: usize, run: bool| {
+        out.extend_from_slice(bytes);
+        if let Some(map) = map.as_deref_mut() {
+            let from = from as u32;
+            if run {
+                map.extend(from..from + bytes.len() as u32);
+            } else {
+                map.extend(std::iter::repeat_n(from, bytes.len()));
+            }
+        }
+    };
     let mut i = 0;
     while i < raw.len() {
         // The run up to the next backslash is copied as it is. Escaped JSON has many short
@@ -309,41 +325,31 @@ pub(crate) fn decode(raw: &[u8], out: &mut Vec<u8>, map: &mut Vec<u32>) {
             Some(k) => k,
             None => memchr::memchr(b'\\', rest).unwrap_or(rest.len()),
         };
-        let run_end = i + run;
-        out.extend_from_slice(&raw[i..run_end]);
-        map.extend(i as u32..run_end as u32);
-        i = run_end;
+        push(out, &rest[..run], i, true);
+        i += run;
         if i == raw.len() {
             break;
         }
-        let unit = i as u32;
         if i + 1 == raw.len() {
-            out.push(raw[i]);
-            map.push(unit);
+            push(out, &raw[i..], i, false);
             break;
         }
         if let Some(c) = simple_escape(raw[i + 1]) {
-            out.push(c);
-            map.push(unit);
+            push(out, &[c], i, false);
             i += 2;
             continue;
         }
-        let (ch, len) = match unicode_escape(raw, i) {
-            Some(found) => found,
-            None => {
-                // Not an escape we know: keep the backslash as a literal byte.
-                out.push(raw[i]);
-                map.push(unit);
-                i += 1;
-                continue;
-            }
+        let Some((ch, len)) = unicode_escape(raw, i) else {
+            // Not an escape we know: keep the backslash as a literal byte.
+            push(out, &raw[i..i + 1], i, false);
+            i += 1;
+            continue;
         };
         let mut buf = [0u8; 4];
         let s = ch
             .unwrap_or(char::REPLACEMENT_CHARACTER)
             .encode_utf8(&mut buf);
-        out.extend_from_slice(s.as_bytes());
-        map.extend(std::iter::repeat_n(unit, s.len()));
+        push(out, s.as_bytes(), i, false);
         i += len;
     }
 }
@@ -493,7 +499,7 @@ mod tests {
     fn decode_maps_escapes() {
         let raw = br#"a\"b\u0041\ud83d\ude00\/"#;
         let (mut out, mut map) = (Vec::new(), Vec::new());
-        decode(raw, &mut out, &mut map);
+        decode(raw, &mut out, Some(&mut map));
         assert_eq!(out, "a\"bA\u{1F600}/".as_bytes());
         assert_eq!(map, vec![0, 1, 3, 4, 10, 10, 10, 10, 22]);
         // Decoded "bA" is raw `b\u0041`.
@@ -511,7 +517,7 @@ mod tests {
             let mut raw = Vec::new();
             escape_into(&text, &mut raw);
             let (mut out, mut map) = (Vec::new(), Vec::new());
-            decode(&raw, &mut out, &mut map);
+            decode(&raw, &mut out, Some(&mut map));
             proptest::prop_assert_eq!(&out, &text);
             proptest::prop_assert_eq!(map.len(), out.len());
             proptest::prop_assert!(map.windows(2).all(|w| w[0] < w[1]));

@@ -4,8 +4,8 @@
 //! Prefix sets of the whole regex or of any mandatory tail of a concatenation have that property,
 //! and so does the union over the branches of an alternation when each branch has one.
 
-use regex_syntax::hir::literal::{ExtractKind, Extractor};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::literal::{ExtractKind, Extractor, Literal};
+use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
 
 /// Anchors shorter than this match too often to be worth a literal search.
 pub(crate) const MIN_ANCHOR_LEN: usize = 3;
@@ -15,18 +15,109 @@ const MAX_ANCHORS_PER_RULE: usize = 64;
 /// True when every match of the regex starts with one of `anchors` (lower case): a hit can then
 /// be confirmed by running the regex anchored at the hit.
 pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
-    let Some(lits) = seq.literals() else {
+    let starts_with_one = |l: &Literal| {
+        let l = l.as_bytes();
+        anchors
+            .iter()
+            .any(|a| l.get(..a.len()).is_some_and(|p| p.eq_ignore_ascii_case(a)))
+    };
+    let mut extractor = Extractor::new();
+    extractor.kind(ExtractKind::Prefix);
+    let seq = extractor.extract(hir);
+    let Some(lits) = seq
+        .literals()
+        .filter(|l| !l.is_empty() && !anchors.is_empty())
+    else {
         return false;
     };
-    !lits.is_empty()
-        && !anchors.is_empty()
-        && lits.iter().all(|l| {
-            let l = l.as_bytes().to_ascii_lowercase();
-            anchors
+    if lits.iter().all(starts_with_one) {
+        return true;
+    }
+    // The extractor cuts prefixes short when a case-insensitive literal has too many
+    // spellings (`(?i)authorization`: 2^13). Where every prefix that starts with no anchor
+    // begins one, the regex's start is looked at again with its case folded: that costs
+    // more than the check above, so only here. A folded prefix has few spellings: the
+    // extractor may give up early on anything else.
+    let cut_short = |l: &Literal| {
+        let l = l.as_bytes();
+        anchors
+            .iter()
+            .any(|a| a.get(..l.len()).is_some_and(|p| p.eq_ignore_ascii_case(l)))
+    };
+    if !lits.iter().all(|l| starts_with_one(l) || cut_short(l)) {
+        return false;
+    }
+    let folded = extractor
+        .limit_class(2)
+        .limit_repeat(2)
+        .limit_total(64)
+        .extract(&folded_prefix(hir));
+    folded
+        .literals()
+        .is_some_and(|l| !l.is_empty() && l.iter().all(starts_with_one))
+}
+
+/// The start of `hir` with every class that is one ASCII letter in both cases (`(?i)a`) made
+/// that letter in lower case: prefixes are compared case-insensitively, and the extractor
+/// gives up on the 2^n spellings of a case-insensitive literal longer than about 8 letters
+/// (`(?i)authorization`).
+///
+/// A concatenation keeps its first [`FOLDED_PREFIX`] parts: every match of the whole starts
+/// with a match of those, so their prefixes are the whole's; and folding all of a large
+/// regex would cost more at start-up than this check saves.
+fn folded_prefix(hir: &Hir) -> Hir {
+    match hir.kind() {
+        HirKind::Capture(c) => folded_prefix(&c.sub),
+        HirKind::Concat(children) => Hir::concat(
+            children
                 .iter()
-                .any(|a| l.starts_with(&a.to_ascii_lowercase()))
-        })
+                .take(FOLDED_PREFIX)
+                .map(fold_ascii_case)
+                .collect(),
+        ),
+        _ => fold_ascii_case(hir),
+    }
+}
+
+/// How many parts of a concatenation [`folded_prefix`] keeps: enough for the longest anchor.
+const FOLDED_PREFIX: usize = 24;
+
+fn fold_ascii_case(hir: &Hir) -> Hir {
+    let folded = |hirs: &[Hir]| hirs.iter().map(fold_ascii_case).collect::<Vec<_>>();
+    match hir.kind() {
+        HirKind::Class(class) => match ascii_letter_in_both_cases(class) {
+            Some(lower) => Hir::literal([lower]),
+            None => hir.clone(),
+        },
+        HirKind::Capture(c) => Hir::capture(Capture {
+            sub: Box::new(fold_ascii_case(&c.sub)),
+            ..c.clone()
+        }),
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            sub: Box::new(fold_ascii_case(&r.sub)),
+            ..r.clone()
+        }),
+        HirKind::Concat(children) => Hir::concat(folded(children)),
+        HirKind::Alternation(alts) => Hir::alternation(folded(alts)),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Look(_) => hir.clone(),
+    }
+}
+
+/// The lower-case letter when `class` is exactly one ASCII letter in both cases.
+fn ascii_letter_in_both_cases(class: &Class) -> Option<u8> {
+    let (lo, hi) = match class {
+        Class::Bytes(c) => match c.ranges() {
+            [a, b] if a.start() == a.end() && b.start() == b.end() => (a.start(), b.start()),
+            _ => return None,
+        },
+        Class::Unicode(c) => match c.ranges() {
+            [a, b] if a.start() == a.end() && b.start() == b.end() => {
+                (u8::try_from(a.start()).ok()?, u8::try_from(b.start()).ok()?)
+            }
+            _ => return None,
+        },
+    };
+    (lo.is_ascii_uppercase() && hi == lo.to_ascii_lowercase()).then_some(hi)
 }
 
 fn prefix_set(hir: &Hir) -> Option<Vec<Vec<u8>>> {
@@ -148,6 +239,19 @@ mod tests {
             &a(&["token"])
         ));
         assert!(!starts_with_anchor(&hir(r"x?sk-\d"), &a(&["sk-"])));
+        // Too many case spellings for the extractor to list: folded first.
+        assert!(starts_with_anchor(
+            &hir(r"(?i)\bauthorization\s*[:=]\s*(\S+)"),
+            &a(&["authorization"])
+        ));
+        assert!(starts_with_anchor(
+            &hir(r"(?i)--(?:api[-_]?key|token|password)\s+(\S+)"),
+            &a(&["--api", "--token", "--passw"])
+        ));
+        assert!(!starts_with_anchor(
+            &hir(r"(?i)--(?:api[-_]?key|token|password)\s+(\S+)"),
+            &a(&["--api", "--token"])
+        ));
     }
 
     #[test]

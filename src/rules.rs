@@ -371,8 +371,8 @@ pub(crate) struct Rule {
     pub group_is_match: bool,
     /// The secret group ends every match: lazy DFAs find it (see [`TrailingGroup`]).
     pub trailing_group: Option<TrailingGroup>,
-    /// Every match starts with one of the anchors and is at most `reach` (≤ 2 KiB) long, so
-    /// the regex can run anchored at a hit, over `reach` bytes.
+    /// Every match starts with one of the anchors, so the regex can run anchored at a hit:
+    /// it reads no further than the match goes, wherever the hit is in the text.
     pub starts_at_anchor: bool,
 }
 
@@ -947,10 +947,9 @@ impl Rule {
             .as_ref()
             .and_then(|h| h.properties().maximum_len())
             .map_or(MAX_REACH, |n| n.min(MAX_REACH));
-        // Every match starts with an anchor and is at most `reach` long: the regex itself can
-        // check a hit, and confirm it, anchored there at a bounded cost.
+        // Every match starts with an anchor: the regex can confirm a hit anchored there, and,
+        // when a match is at most `MAX_CHECK_REACH` long, check it at a bounded cost.
         let starts_at_anchor = regex.is_some()
-            && reach <= MAX_CHECK_REACH
             && spec.scanner.is_none()
             && hir
                 .as_ref()
@@ -971,10 +970,12 @@ impl Rule {
             HitCheck::JsonKey
         } else {
             match (&regex, &hir) {
-                (Some(re), Some(_)) if starts_at_anchor => HitCheck::Regex {
-                    regex: re.clone(),
-                    reach,
-                },
+                (Some(re), Some(_)) if starts_at_anchor && reach <= MAX_CHECK_REACH => {
+                    HitCheck::Regex {
+                        regex: re.clone(),
+                        reach,
+                    }
+                }
                 _ => HitCheck::None,
             }
         };

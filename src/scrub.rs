@@ -279,7 +279,7 @@ impl<'a> Session<'a> {
         // Keys are compared decoded: `"pass\u0077ord"` is `password`.
         let mut decoded = Vec::new();
         let key = if memchr::memchr(b'\\', raw_key).is_some() {
-            json::decode(raw_key, &mut decoded, &mut Vec::new());
+            json::decode(raw_key, &mut decoded, None);
             &decoded[..]
         } else {
             raw_key
@@ -326,7 +326,7 @@ impl<'a> Session<'a> {
         let (mut decoded, mut map) = std::mem::take(&mut self.decoded[depth]);
         let escaped = memchr::memchr(b'\\', raw).is_some();
         if escaped {
-            json::decode(raw, &mut decoded, &mut map);
+            json::decode(raw, &mut decoded, Some(&mut map));
         }
         let plain: &[u8] = if escaped { &decoded } else { raw };
         let to_raw = |s: usize, e: usize| -> (usize, usize) {
