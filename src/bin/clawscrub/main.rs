@@ -314,9 +314,9 @@ fn main() -> ExitCode {
             lint_rules(&cli.rules, sample.as_deref(), *no_cost)
         }
         Some(Command::Rules(RulesCommand::Explain { text })) => explain(&cli.rules, text),
-        Some(Command::Scrub(args)) => cli.rules.build().and_then(|s| tree::scrub(&s, args)),
-        Some(Command::Check(args)) => cli.rules.build().and_then(|s| tree::check(&s, args)),
-        Some(Command::Follow(args)) => cli.rules.build().and_then(|s| follow::follow(&s, args)),
+        Some(Command::Scrub(args)) => cli.rules.build().and_then(|s| tree::scrub(s, args)),
+        Some(Command::Check(args)) => cli.rules.build().and_then(|s| tree::check(s, args)),
+        Some(Command::Follow(args)) => cli.rules.build().and_then(|s| follow::follow(s, args)),
         None => filter(&cli),
     };
     match result {
@@ -326,7 +326,9 @@ fn main() -> ExitCode {
 }
 
 impl RuleArgs {
-    fn build(&self) -> Result<Scrubber, Exit> {
+    /// The scrubber lives until the process exits: freeing its hundreds of regexes and tables
+    /// would cost about a millisecond, for nothing (a tenth of the start-up).
+    fn build(&self) -> Result<&'static Scrubber, Exit> {
         let hash_key = match &self.hash_key_file {
             Some(path) => Some(std::fs::read(path).map_err(|e| report(&Error::io(path, e)))?),
             None => std::env::var_os("CLAWSCRUB_HASH_KEY").map(|k| k.into_encoded_bytes()),
@@ -358,7 +360,8 @@ impl RuleArgs {
         for k in &self.structural_key {
             builder = builder.structural_key(k);
         }
-        builder.build().map_err(|e| report(&e))
+        let scrubber = builder.build().map_err(|e| report(&e))?;
+        Ok(Box::leak(Box::new(scrubber)))
     }
 
     /// The rule packs the user adds: OpenClaw's redactPatterns, `--pattern`s, `--rules` files.
