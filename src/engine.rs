@@ -1456,6 +1456,45 @@ mod tests {
         );
     }
 
+    /// A rule whose anchor must match in its own case but whose regex ignores case has matches
+    /// that start at no hit (`authz_key` with anchor `Authz_key`): it is not confirmed from its
+    /// hits alone, and the search of the text around a hit finds the other spellings.
+    #[test]
+    fn a_case_sensitive_anchor_of_a_caseless_regex_is_not_where_matches_start() {
+        for regex in [
+            r"(?i)authz_key\s*[:=]\s*(\S+)",
+            r"(?i)ab_key ?[:=] ?(\S{1,50})",
+        ] {
+            let anchor = if regex.contains("authz") {
+                "Authz_key"
+            } else {
+                "Ab_key"
+            };
+            let toml = format!(
+                "[[rule]]\nid = \"authx\"\ndescription = \"x\"\ncategory = \"credential\"\n\
+                 regex = '{regex}'\nsecret_group = 1\nanchors = [\"{anchor}\"]\n"
+            );
+            let pack = crate::rules::RulePack::parse("test", &toml).unwrap();
+            let s = crate::Scrubber::builder()
+                .builtin(false)
+                .pack(pack)
+                .build()
+                .unwrap();
+            assert!(!s.matcher.rules[0].starts_at_anchor, "{regex}");
+            let lower = anchor.to_ascii_lowercase();
+            let upper = anchor.to_ascii_uppercase();
+            let text = format!("{anchor}: aaa {lower}: hunter2secret {upper}=zzzsecret");
+            let out = String::from_utf8(s.scrub_bytes(text.as_bytes())).unwrap();
+            assert_eq!(
+                out,
+                format!(
+                    "{anchor}: [REDACTED:authx] {lower}: [REDACTED:authx] {upper}=[REDACTED:authx]"
+                ),
+                "{regex}"
+            );
+        }
+    }
+
     proptest::proptest! {
         /// The memo answers as a fresh search would, for hits in any order.
         #[test]

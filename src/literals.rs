@@ -57,6 +57,21 @@ pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
         .is_some_and(|l| !l.is_empty() && l.iter().all(starts_with_one))
 }
 
+/// True when every match of the regex starts with one of `anchors` spelled byte for byte, as
+/// anchors that must match in their own case (`AnchorCase::Sensitive`) need: a hit is kept only
+/// where an anchor is spelled so, and a regex that also matches other spellings
+/// (`(?i)apikey` with anchor `apiKey`) has matches that start at no hit.
+pub(crate) fn starts_with_exact_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+    seq.literals().is_some_and(|lits| {
+        !lits.is_empty()
+            && !anchors.is_empty()
+            && lits
+                .iter()
+                .all(|l| anchors.iter().any(|a| l.as_bytes().starts_with(a)))
+    })
+}
+
 /// The start of `hir` with every class that is one ASCII letter in both cases (`(?i)a`) made
 /// that letter in lower case: prefixes are compared case-insensitively, and the extractor
 /// gives up on the 2^n spellings of a case-insensitive literal longer than about 8 letters
