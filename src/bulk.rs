@@ -15,6 +15,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use tempfile::NamedTempFile;
@@ -144,6 +145,37 @@ pub fn scrub_target(
     }
 }
 
+/// How long a file that ends in the middle of a line is given for the rest of it, in all.
+/// A writer writes a line's pieces microseconds apart; a file that simply lacks a final
+/// newline costs this once.
+const LINE_END_WAIT: Duration = Duration::from_millis(100);
+
+/// Waiting, up to [`LINE_END_WAIT`] in all, for a file that ends in the middle of a line to
+/// end it. A writer that writes one line in pieces through one open file (`writeln!`, a
+/// logger's stream) would otherwise have the rest of the line land in the old file after the
+/// rename, unread.
+#[derive(Default)]
+struct LineEndWait {
+    since: Option<Instant>,
+}
+
+impl LineEndWait {
+    /// Whether the caller should look again: `src[..len]` ends in the middle of a line and
+    /// there is time left, in which case this has slept a millisecond.
+    fn wait(&mut self, src: &File, len: u64) -> io::Result<bool> {
+        let mut last = [b'\n'];
+        if len > 0 {
+            src.read_exact_at(&mut last, len - 1)?;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if last[0] == b'\n' || since.elapsed() >= LINE_END_WAIT {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        Ok(true)
+    }
+}
+
 /// Scrubs a text file over itself (`dest` none) or into `dest`, through a temporary file in
 /// the destination directory that is renamed into place once complete and synced.
 fn scrub_lines(
@@ -185,7 +217,9 @@ fn scrub_lines(
             late_bytes: 0,
         });
     }
-    // Lines appended while we scrubbed: catch up until the file stands still, then sync.
+    // Lines appended while we scrubbed: catch up until the file stands still, then sync. A
+    // file that ends in the middle of a line is given a moment for the rest of it.
+    let mut line_end = LineEndWait::default();
     loop {
         let read = src.stream_position().map_err(|e| io_err("reading", e))?;
         let len = src
@@ -196,6 +230,9 @@ fn scrub_lines(
             stats.merge(&scrub_tail(
                 scrubber, &src, read, &mut out, progress, &io_err,
             )?);
+            continue;
+        }
+        if line_end.wait(&src, len).map_err(|e| io_err("reading", e))? {
             continue;
         }
         out.flush()
@@ -253,23 +290,43 @@ fn scrub_lines(
         let _ = d.sync_all();
     }
     // A writer holding the old file open may have appended in the instant before the
-    // rename: carry those lines over, scrubbed.
+    // rename, or be writing the rest of a line there: carry those bytes over, scrubbed.
     let mut late_bytes = 0;
-    let len = src
-        .metadata()
-        .map_err(|e| io_err("reading metadata", e))?
-        .len();
-    if dest.is_none() && len > read {
-        let mut new = OpenOptions::new()
-            .append(true)
-            .open(target)
-            .map_err(|e| io_err("appending late lines", e))?;
-        stats.merge(&scrub_tail(
-            scrubber, &src, read, &mut new, progress, &io_err,
-        )?);
-        new.sync_all()
-            .map_err(|e| io_err("appending late lines", e))?;
-        late_bytes = len - read;
+    if dest.is_none() {
+        let mut read = read;
+        let mut new = None;
+        loop {
+            let len = src
+                .metadata()
+                .map_err(|e| io_err("reading metadata", e))?
+                .len();
+            if len > read {
+                let new = match &mut new {
+                    Some(new) => new,
+                    None => new.insert(
+                        OpenOptions::new()
+                            .append(true)
+                            .open(target)
+                            .map_err(|e| io_err("appending late lines", e))?,
+                    ),
+                };
+                stats.merge(&scrub_tail(scrubber, &src, read, new, progress, &io_err)?);
+                let now = src.stream_position().map_err(|e| io_err("reading", e))?;
+                late_bytes += now - read;
+                read = now;
+                continue;
+            }
+            if !line_end
+                .wait(&src, read)
+                .map_err(|e| io_err("reading", e))?
+            {
+                break;
+            }
+        }
+        if let Some(new) = new {
+            new.sync_all()
+                .map_err(|e| io_err("appending late lines", e))?;
+        }
     }
     Ok(Outcome {
         stats,
