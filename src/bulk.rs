@@ -85,8 +85,9 @@ pub struct Outcome {
     pub stats: Stats,
     /// Whether a file was written: an in-place file with nothing to redact is not.
     pub rewritten: bool,
-    /// Bytes the writer appended to the old file in the instant between the last check and
-    /// the rename; they were scrubbed and appended to the new file.
+    /// Bytes a writer appended to the old file in the instant between the last check and the
+    /// rename, or after the rename to finish a line; they were scrubbed and appended to the
+    /// new file.
     pub late_bytes: u64,
 }
 
@@ -156,7 +157,8 @@ const LINE_END_WAIT: Duration = Duration::from_millis(100);
 /// rename, unread.
 #[derive(Default)]
 struct LineEndWait {
-    since: Option<Instant>,
+    /// Time spent sleeping so far: the sync and rename between the checks do not count.
+    waited: Duration,
 }
 
 impl LineEndWait {
@@ -164,14 +166,16 @@ impl LineEndWait {
     /// there is time left, in which case this has slept a millisecond.
     fn wait(&mut self, src: &File, len: u64) -> io::Result<bool> {
         let mut last = [b'\n'];
-        if len > 0 {
-            src.read_exact_at(&mut last, len - 1)?;
-        }
-        let since = *self.since.get_or_insert_with(Instant::now);
-        if last[0] == b'\n' || since.elapsed() >= LINE_END_WAIT {
+        // A file truncated meanwhile (`copytruncate`) has no line to finish.
+        if len > 0 && src.read_at(&mut last, len - 1)? == 0 {
             return Ok(false);
         }
+        if last[0] == b'\n' || self.waited >= LINE_END_WAIT {
+            return Ok(false);
+        }
+        let started = Instant::now();
         std::thread::sleep(Duration::from_millis(1));
+        self.waited += started.elapsed();
         Ok(true)
     }
 }
@@ -232,7 +236,8 @@ fn scrub_lines(
             )?);
             continue;
         }
-        if line_end.wait(&src, len).map_err(|e| io_err("reading", e))? {
+        // A mirror's source is not replaced: nothing written to it later is lost.
+        if dest.is_none() && line_end.wait(&src, len).map_err(|e| io_err("reading", e))? {
             continue;
         }
         out.flush()
