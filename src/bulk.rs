@@ -147,9 +147,12 @@ pub fn scrub_target(
 }
 
 /// How long a file that ends in the middle of a line is given for the rest of it, in all.
-/// A writer writes a line's pieces microseconds apart; a file that simply lacks a final
-/// newline costs this once.
+/// A writer writes a line's pieces microseconds apart.
 const LINE_END_WAIT: Duration = Duration::from_millis(100);
+
+/// A file last modified longer ago than this has no writer in the middle of a line: it just
+/// lacks a final newline, and is not waited for.
+const WRITER_GONE: Duration = Duration::from_secs(1);
 
 /// Waiting, up to [`LINE_END_WAIT`] in all, for a file that ends in the middle of a line to
 /// end it. A writer that writes one line in pieces through one open file (`writeln!`, a
@@ -171,6 +174,15 @@ impl LineEndWait {
             return Ok(false);
         }
         if last[0] == b'\n' || self.waited >= LINE_END_WAIT {
+            return Ok(false);
+        }
+        // A file no one has written to for a second just lacks a final newline.
+        let age = src
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age > WRITER_GONE) {
             return Ok(false);
         }
         let started = Instant::now();
