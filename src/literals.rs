@@ -7,19 +7,26 @@
 use regex_syntax::hir::literal::{ExtractKind, Extractor, Literal};
 use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
 
+use crate::rules::AnchorCase;
+
 /// Anchors shorter than this match too often to be worth a literal search.
 pub(crate) const MIN_ANCHOR_LEN: usize = 3;
 /// More literals than this slow the SIMD searcher for every rule.
 const MAX_ANCHORS_PER_RULE: usize = 64;
 
-/// True when every match of the regex starts with one of `anchors` (lower case): a hit can then
-/// be confirmed by running the regex anchored at the hit.
-pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
+/// True when every match of the regex starts with one of `anchors`: a hit can then be
+/// confirmed by running the regex anchored at the hit. Anchors that must match in their own
+/// case (`AnchorCase::Sensitive`) are compared byte for byte, as a hit is kept only where one
+/// is spelled as written: `(?i)apikey` with anchor `apiKey` has matches that start at no hit.
+pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>], case: AnchorCase) -> bool {
     let starts_with_one = |l: &Literal| {
         let l = l.as_bytes();
-        anchors
-            .iter()
-            .any(|a| l.get(..a.len()).is_some_and(|p| p.eq_ignore_ascii_case(a)))
+        anchors.iter().any(|a| {
+            l.get(..a.len()).is_some_and(|p| match case {
+                AnchorCase::Insensitive => p.eq_ignore_ascii_case(a),
+                AnchorCase::Sensitive => p == &a[..],
+            })
+        })
     };
     let mut extractor = Extractor::new();
     extractor.kind(ExtractKind::Prefix);
@@ -44,7 +51,7 @@ pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
             .iter()
             .any(|a| a.get(..l.len()).is_some_and(|p| p.eq_ignore_ascii_case(l)))
     };
-    if !lits.iter().all(|l| starts_with_one(l) || cut_short(l)) {
+    if case == AnchorCase::Sensitive || !lits.iter().all(|l| starts_with_one(l) || cut_short(l)) {
         return false;
     }
     let folded = extractor
@@ -55,21 +62,6 @@ pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
     folded
         .literals()
         .is_some_and(|l| !l.is_empty() && l.iter().all(starts_with_one))
-}
-
-/// True when every match of the regex starts with one of `anchors` spelled byte for byte, as
-/// anchors that must match in their own case (`AnchorCase::Sensitive`) need: a hit is kept only
-/// where an anchor is spelled so, and a regex that also matches other spellings
-/// (`(?i)apikey` with anchor `apiKey`) has matches that start at no hit.
-pub(crate) fn starts_with_exact_anchor(hir: &Hir, anchors: &[Vec<u8>]) -> bool {
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
-    seq.literals().is_some_and(|lits| {
-        !lits.is_empty()
-            && !anchors.is_empty()
-            && lits
-                .iter()
-                .all(|l| anchors.iter().any(|a| l.as_bytes().starts_with(a)))
-    })
 }
 
 /// The start of `hir` with every class that is one ASCII letter in both cases (`(?i)a`) made
@@ -239,33 +231,40 @@ mod tests {
 
     #[test]
     fn anchored_prefixes() {
-        let a = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
-        assert!(starts_with_anchor(&hir(r"\b(sk-[a-z]{8})\b"), &a(&["sk-"])));
-        assert!(starts_with_anchor(
-            &hir(r"(?i)\bbearer\s+(\S{16})"),
-            &a(&["bearer"])
-        ));
-        assert!(starts_with_anchor(
-            &hir(r"(?:10|172)\.\d"),
-            &a(&["10.", "172."])
-        ));
-        assert!(!starts_with_anchor(
-            &hir(r"\w{0,9}token=(\S+)"),
-            &a(&["token"])
-        ));
-        assert!(!starts_with_anchor(&hir(r"x?sk-\d"), &a(&["sk-"])));
+        let starts = |pattern: &str, anchors: &[&str], case: AnchorCase| {
+            let anchors: Vec<Vec<u8>> = anchors.iter().map(|s| s.as_bytes().to_vec()).collect();
+            starts_with_anchor(&hir(pattern), &anchors, case)
+        };
+        let caseless =
+            |pattern: &str, anchors: &[&str]| starts(pattern, anchors, AnchorCase::Insensitive);
+        assert!(caseless(r"\b(sk-[a-z]{8})\b", &["sk-"]));
+        assert!(caseless(r"(?i)\bbearer\s+(\S{16})", &["bearer"]));
+        assert!(caseless(r"(?:10|172)\.\d", &["10.", "172."]));
+        assert!(!caseless(r"\w{0,9}token=(\S+)", &["token"]));
+        assert!(!caseless(r"x?sk-\d", &["sk-"]));
         // Too many case spellings for the extractor to list: folded first.
-        assert!(starts_with_anchor(
-            &hir(r"(?i)\bauthorization\s*[:=]\s*(\S+)"),
-            &a(&["authorization"])
+        assert!(caseless(
+            r"(?i)\bauthorization\s*[:=]\s*(\S+)",
+            &["authorization"]
         ));
-        assert!(starts_with_anchor(
-            &hir(r"(?i)--(?:api[-_]?key|token|password)\s+(\S+)"),
-            &a(&["--api", "--token", "--passw"])
+        let flags = r"(?i)--(?:api[-_]?key|token|password)\s+(\S+)";
+        assert!(caseless(flags, &["--api", "--token", "--passw"]));
+        assert!(!caseless(flags, &["--api", "--token"]));
+        // An anchor that must match in its own case: byte for byte, never folded.
+        assert!(starts(
+            r"\b(sk-[a-z]{8})\b",
+            &["sk-"],
+            AnchorCase::Sensitive
         ));
-        assert!(!starts_with_anchor(
-            &hir(r"(?i)--(?:api[-_]?key|token|password)\s+(\S+)"),
-            &a(&["--api", "--token"])
+        assert!(!starts(
+            r"(?i)authz_key=(\S+)",
+            &["Authz_key"],
+            AnchorCase::Sensitive
+        ));
+        assert!(!starts(
+            r"(?i)authorization=(\S+)",
+            &["authorization"],
+            AnchorCase::Sensitive
         ));
     }
 

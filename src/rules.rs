@@ -958,11 +958,9 @@ impl Rule {
         // when a match is at most `MAX_CHECK_REACH` long, check it at a bounded cost.
         let starts_at_anchor = regex.is_some()
             && spec.scanner.is_none()
-            && hir.as_ref().is_some_and(|h| match anchor_case {
-                AnchorCase::Insensitive => literals::starts_with_anchor(h, &anchors),
-                // Hits are kept only where an anchor is spelled as written.
-                AnchorCase::Sensitive => literals::starts_with_exact_anchor(h, &exact_anchors),
-            });
+            && hir
+                .as_ref()
+                .is_some_and(|h| literals::starts_with_anchor(h, &exact_anchors, anchor_case));
         let hit_check = if let Some(check) = &spec.hit_check {
             let check_fail = |m: String| fail(format!("hit_check: {m}"));
             let check_hir = parse_regex(check, spec.unicode).map_err(check_fail)?;
