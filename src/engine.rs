@@ -1253,6 +1253,16 @@ fn digits_colon(text: &[u8], q: usize) -> bool {
 mod tests {
     use super::*;
 
+    /// A scrubber of `pack`'s rules alone, with or without hit checks.
+    fn scrubber_of(pack: &crate::rules::RulePack, check_hits: bool) -> crate::Scrubber {
+        crate::Scrubber::builder()
+            .builtin(false)
+            .pack(pack.clone())
+            .check_hits(check_hits)
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn overlaps_merge_credited_to_longest_then_priority() {
         let mut c = vec![
@@ -1379,12 +1389,7 @@ mod tests {
         )
         .unwrap();
         let out = |check_hits: bool, text: &str| {
-            let s = crate::Scrubber::builder()
-                .builtin(false)
-                .pack(pack.clone())
-                .check_hits(check_hits)
-                .build()
-                .unwrap();
+            let s = scrubber_of(&pack, check_hits);
             assert!(s.matcher.rules.iter().all(|r| r.starts_at_anchor));
             String::from_utf8(s.scrub_bytes(text.as_bytes())).unwrap()
         };
@@ -1426,12 +1431,7 @@ mod tests {
         )
         .unwrap();
         let out = |check_hits: bool, text: &str| {
-            let s = crate::Scrubber::builder()
-                .builtin(false)
-                .pack(pack.clone())
-                .check_hits(check_hits)
-                .build()
-                .unwrap();
+            let s = scrubber_of(&pack, check_hits);
             // The second has 2^13 case spellings: found with its case folded.
             assert!(s.matcher.rules.iter().all(|r| r.starts_at_anchor));
             assert!(s.matcher.rules.iter().all(|r| r.reach > MAX_CHECK_REACH));
@@ -1475,11 +1475,7 @@ mod tests {
                  regex = '{regex}'\nsecret_group = 1\nanchors = [\"{anchor}\"]\n"
             );
             let pack = crate::rules::RulePack::parse("test", &toml).unwrap();
-            let s = crate::Scrubber::builder()
-                .builtin(false)
-                .pack(pack)
-                .build()
-                .unwrap();
+            let s = scrubber_of(&pack, true);
             assert!(!s.matcher.rules[0].starts_at_anchor, "{regex}");
             let lower = anchor.to_ascii_lowercase();
             let upper = anchor.to_ascii_uppercase();
