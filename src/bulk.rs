@@ -146,42 +146,49 @@ pub fn scrub_target(
     }
 }
 
-/// How long a file that ends in the middle of a line is given for the rest of it, in all.
-/// A writer writes a line's pieces microseconds apart.
+/// How long a file that ends in the middle of a line is given for the rest of that line. A
+/// writer writes a line's pieces microseconds apart.
 const LINE_END_WAIT: Duration = Duration::from_millis(100);
 
 /// A file last modified longer ago than this has no writer in the middle of a line: it just
 /// lacks a final newline, and is not waited for.
 const WRITER_GONE: Duration = Duration::from_secs(1);
 
-/// Waiting, up to [`LINE_END_WAIT`] in all, for a file that ends in the middle of a line to
-/// end it. A writer that writes one line in pieces through one open file (`writeln!`, a
-/// logger's stream) would otherwise have the rest of the line land in the old file after the
-/// rename, unread.
+/// Waiting, up to [`LINE_END_WAIT`] for each line, for a file that ends in the middle of a
+/// line to end it. A writer that writes one line in pieces through one open file (`writeln!`, a
+/// logger's stream) would otherwise have its line scrubbed in pieces, each on its own (a
+/// secret split between them stays partly in clear), and the rest of it land in the old file
+/// after the rename.
 #[derive(Default)]
 struct LineEndWait {
-    /// Time spent sleeping so far: the sync and rename between the checks do not count.
+    /// Time spent sleeping for the line cut short: the scrubbing, sync and rename in between
+    /// do not count.
     waited: Duration,
 }
 
 impl LineEndWait {
-    /// Whether the caller should look again: `src[..len]` ends in the middle of a line and
-    /// there is time left, in which case this has slept a millisecond.
-    fn wait(&mut self, src: &File, len: u64) -> io::Result<bool> {
-        let mut last = [b'\n'];
-        // A file truncated meanwhile (`copytruncate`) has no line to finish.
-        if len > 0 && src.read_at(&mut last, len - 1)? == 0 {
+    /// Notes bytes read: a newline among them ends the line waited for, if any, and the
+    /// next line cut short has the whole time again.
+    fn read(&mut self, bytes: &[u8]) {
+        if self.waited > Duration::ZERO && memchr::memchr(b'\n', bytes).is_some() {
+            self.waited = Duration::ZERO;
+        }
+    }
+
+    /// Whether to look again for the rest of a line that `src` cuts short at `at`: there is
+    /// time left, and the file has been written to lately and not truncated below `at`. If
+    /// so, this has slept a millisecond.
+    fn wait(&mut self, src: &File, at: u64) -> io::Result<bool> {
+        if self.waited >= LINE_END_WAIT {
             return Ok(false);
         }
-        if last[0] == b'\n' || self.waited >= LINE_END_WAIT {
+        let meta = src.metadata()?;
+        // A file truncated meanwhile (`copytruncate`) has no line to finish.
+        if meta.len() < at {
             return Ok(false);
         }
         // A file no one has written to for a second just lacks a final newline.
-        let age = src
-            .metadata()?
-            .modified()
-            .ok()
-            .and_then(|t| t.elapsed().ok());
+        let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
         if age.is_some_and(|age| age > WRITER_GONE) {
             return Ok(false);
         }
@@ -189,6 +196,45 @@ impl LineEndWait {
         std::thread::sleep(Duration::from_millis(1));
         self.waited += started.elapsed();
         Ok(true)
+    }
+}
+
+/// Reads a file from a line start to its end, as far as the scrub is concerned: an end that
+/// cuts a line short is only reported once [`LineEndWait`] gives up on the rest of it, so
+/// that the filter sees the line whole.
+struct WholeLines<'a> {
+    src: &'a File,
+    /// The offset of the next byte to read.
+    at: u64,
+    /// The last byte read: a newline at the start.
+    last: u8,
+    /// None for a mirror, whose source is never replaced: its reader takes the end as it is.
+    line_end: Option<&'a mut LineEndWait>,
+    progress: &'a Progress,
+}
+
+impl Read for WholeLines<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.src.read_at(buf, self.at)?;
+            if let Some(&last) = buf[..n].last() {
+                if let Some(line_end) = self.line_end.as_deref_mut() {
+                    line_end.read(&buf[..n]);
+                }
+                self.at += n as u64;
+                self.last = last;
+                self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                return Ok(n);
+            }
+            let cut_short = self.last != b'\n' && !buf.is_empty();
+            let look_again = match self.line_end.as_deref_mut() {
+                Some(line_end) if cut_short => line_end.wait(self.src, self.at)?,
+                _ => false,
+            };
+            if !look_again {
+                return Ok(0);
+            }
+        }
     }
 }
 
@@ -202,7 +248,7 @@ fn scrub_lines(
     progress: &Progress,
 ) -> Result<Outcome, Error> {
     let io_err = |what: &str, e: io::Error| Error::io(format!("{}: {what}", path.display()), e);
-    let mut src = File::open(path).map_err(|e| io_err("opening", e))?;
+    let src = File::open(path).map_err(|e| io_err("opening", e))?;
     let meta = src.metadata().map_err(|e| io_err("reading metadata", e))?;
     if !meta.is_file() {
         return Err(io_err(
@@ -225,7 +271,18 @@ fn scrub_lines(
     let mut out = Divergent::new(original, dir.clone(), name, dest.is_some())
         .map_err(|e| io_err("creating a temporary file", e))?;
 
-    let mut stats = scrub_file(scrubber, &src, &mut out, options, progress, &io_err)?;
+    // In place, a line cut short by the end of the file is waited for, in all the reads below.
+    // A mirror's source is not replaced: nothing written to it later is lost.
+    let mut line_end = dest.is_none().then(LineEndWait::default);
+    let (mut stats, mut read) = scrub_file(
+        scrubber,
+        &src,
+        &mut out,
+        line_end.as_mut(),
+        options,
+        progress,
+        &io_err,
+    )?;
     if !out.diverged() {
         return Ok(Outcome {
             stats,
@@ -233,23 +290,24 @@ fn scrub_lines(
             late_bytes: 0,
         });
     }
-    // Lines appended while we scrubbed: catch up until the file stands still, then sync. A
-    // file that ends in the middle of a line is given a moment for the rest of it.
-    let mut line_end = LineEndWait::default();
+    // Lines appended while we scrubbed: catch up until the file stands still, then sync.
     loop {
-        let read = src.stream_position().map_err(|e| io_err("reading", e))?;
         let len = src
             .metadata()
             .map_err(|e| io_err("reading metadata", e))?
             .len();
         if len > read {
-            stats.merge(&scrub_tail(
-                scrubber, &src, read, &mut out, progress, &io_err,
-            )?);
-            continue;
-        }
-        // A mirror's source is not replaced: nothing written to it later is lost.
-        if dest.is_none() && line_end.wait(&src, len).map_err(|e| io_err("reading", e))? {
+            let tail = scrub_tail(
+                scrubber,
+                &src,
+                read,
+                &mut out,
+                line_end.as_mut(),
+                progress,
+                &io_err,
+            )?;
+            stats.merge(&tail.0);
+            read = tail.1;
             continue;
         }
         out.flush()
@@ -284,7 +342,6 @@ fn scrub_lines(
             break;
         }
     }
-    let read = src.stream_position().map_err(|e| io_err("reading", e))?;
     if dest.is_none() {
         if let Some(suffix) = &options.backup_suffix {
             let mut backup = path.as_os_str().to_os_string();
@@ -310,35 +367,49 @@ fn scrub_lines(
     // rename, or be writing the rest of a line there: carry those bytes over, scrubbed.
     let mut late_bytes = 0;
     if dest.is_none() {
-        let mut read = read;
         let mut new = None;
+        let mut new_line_end = LineEndWait::default();
+        let mut carried = Vec::new();
         loop {
             let len = src
                 .metadata()
                 .map_err(|e| io_err("reading metadata", e))?
                 .len();
-            if len > read {
-                let new = match &mut new {
-                    Some(new) => new,
-                    None => new.insert(
-                        OpenOptions::new()
-                            .append(true)
-                            .open(target)
-                            .map_err(|e| io_err("appending late lines", e))?,
-                    ),
-                };
-                stats.merge(&scrub_tail(scrubber, &src, read, new, progress, &io_err)?);
-                let now = src.stream_position().map_err(|e| io_err("reading", e))?;
-                late_bytes += now - read;
-                read = now;
-                continue;
-            }
-            if !line_end
-                .wait(&src, read)
-                .map_err(|e| io_err("reading", e))?
-            {
+            if len <= read {
                 break;
             }
+            carried.clear();
+            let tail = scrub_tail(
+                scrubber,
+                &src,
+                read,
+                &mut carried,
+                line_end.as_mut(),
+                progress,
+                &io_err,
+            )?;
+            stats.merge(&tail.0);
+            late_bytes += tail.1 - read;
+            read = tail.1;
+            let new = match &mut new {
+                Some(new) => new,
+                None => new.insert(
+                    OpenOptions::new()
+                        .read(true)
+                        .append(true)
+                        .open(target)
+                        .map_err(|e| io_err("appending late lines", e))?,
+                ),
+            };
+            // The writer may be writing a line in pieces to the new file too: carried lines
+            // go between its lines, not between the pieces of one.
+            while ends_mid_line(new).map_err(|e| io_err("appending late lines", e))?
+                && new_line_end
+                    .wait(new, 0)
+                    .map_err(|e| io_err("appending late lines", e))?
+            {}
+            new.write_all(&carried)
+                .map_err(|e| io_err("appending late lines", e))?;
         }
         if let Some(new) = new {
             new.sync_all()
@@ -353,16 +424,17 @@ fn scrub_lines(
 }
 
 /// Scrubs `src` from its start to its end into `out`: in parallel chunks when it is large
-/// and there are threads, the rest (and whatever is appended meanwhile) as a stream. Leaves
-/// `src` positioned after the last byte read.
+/// and there are threads, the rest (and whatever is appended meanwhile) as a stream. Returns
+/// the stats and the offset where it stopped reading.
 fn scrub_file(
     scrubber: &Scrubber,
     src: &File,
     out: &mut (impl Write + Send),
+    line_end: Option<&mut LineEndWait>,
     options: &BulkOptions,
     progress: &Progress,
     io_err: &dyn Fn(&str, io::Error) -> Error,
-) -> Result<Stats, Error> {
+) -> Result<(Stats, u64), Error> {
     let len = src
         .metadata()
         .map_err(|e| io_err("reading metadata", e))?
@@ -381,34 +453,39 @@ fn scrub_file(
         )
         .map_err(|e| io_err("scrubbing", e))?;
     }
-    stats.merge(&scrub_tail(scrubber, src, done, out, progress, io_err)?);
-    Ok(stats)
+    let (tail, end) = scrub_tail(scrubber, src, done, out, line_end, progress, io_err)?;
+    stats.merge(&tail);
+    Ok((stats, end))
 }
 
-/// Scrubs `src` from offset `from` to its current end into `out`, as a stream that starts
-/// in the state the lines before `from` leave.
+/// Scrubs `src` from offset `from` (a line start) to its current end into `out`, as a stream
+/// that starts in the state the lines before `from` leave. Returns the stats and the offset
+/// where it stopped reading.
 fn scrub_tail(
     scrubber: &Scrubber,
-    mut src: &File,
+    src: &File,
     from: u64,
     out: &mut impl Write,
+    line_end: Option<&mut LineEndWait>,
     progress: &Progress,
     io_err: &dyn Fn(&str, io::Error) -> Error,
-) -> Result<Stats, Error> {
+) -> Result<(Stats, u64), Error> {
     let context = context_before(src, from).map_err(|e| io_err("reading", e))?;
-    src.seek(SeekFrom::Start(from))
-        .map_err(|e| io_err("reading", e))?;
-    let reader = Counted {
-        inner: src,
+    let mut reader = WholeLines {
+        src,
+        at: from,
+        last: b'\n',
+        line_end,
         progress,
     };
-    Filter::new(scrubber, out)
+    let stats = Filter::new(scrubber, out)
         .primed(&context)
-        .run(reader)
+        .run(&mut reader)
         .map_err(|e| match e {
             Error::Io { context, source } => io_err(&context, source),
             other => other,
-        })
+        })?;
+    Ok((stats, reader.at))
 }
 
 /// Scrubs `src[..len]` in chunks cut at newlines, `threads` workers at a time. Each worker
@@ -578,6 +655,16 @@ fn scrub_chunk(
         .bytes
         .fetch_add(data.len() as u64, Ordering::Relaxed);
     Ok((scrubbed, stats?))
+}
+
+/// Whether `file` ends in the middle of a line.
+fn ends_mid_line(file: &File) -> io::Result<bool> {
+    let len = file.metadata()?.len();
+    let mut last = [b'\n'];
+    if len > 0 {
+        file.read_at(&mut last, len - 1)?;
+    }
+    Ok(last[0] != b'\n')
 }
 
 /// The offset just after the last newline in `src[from..to]`, looked for backwards in
