@@ -211,6 +211,30 @@ fn a_key_with_a_dotted_prefix_is_not_held_back() {
     }
 }
 
+/// How many times longer scrubbing `line(4 * reps)` takes than `line(reps)`, the best of 15
+/// runs each: about 4 when linear, 16 when quadratic. Keep both lines under `MAX_REACH`
+/// (64 KiB), which bounds each hit's confirmation and so hides a quadratic cost above it. The
+/// small line takes well under a millisecond, and with other tests' threads about, the best of
+/// three once gave 19.
+fn time_ratio(reps: usize, line: impl Fn(usize) -> Vec<u8>, expect: impl Fn(&[u8], &[u8])) -> f64 {
+    let (checked, _) = scrubbers();
+    let time = |input: &[u8]| {
+        (0..15)
+            .map(|_| {
+                let started = std::time::Instant::now();
+                let out = checked.scrub_bytes(input);
+                let took = started.elapsed();
+                expect(input, &out);
+                took
+            })
+            .min()
+            .unwrap_or_default()
+    };
+    let (small, large) = (line(reps), line(4 * reps));
+    time(&small); // regexes compile on first use
+    time(&large).as_secs_f64() / time(&small).as_secs_f64().max(1e-6)
+}
+
 /// A long line of hits that all fail must cost time linear in its length: each hit is
 /// checked or confirmed over a bounded span, never to the end of the line. (`eyJ-eyJ-…`: every
 /// `eyJ` starts a would-be JWT whose character class runs to the end of the line; the `\u0041`
@@ -218,25 +242,22 @@ fn a_key_with_a_dotted_prefix_is_not_held_back() {
 /// 14 s for 200 KB.) Times are compared between two sizes, so a slow machine does not matter.
 #[test]
 fn a_line_of_failing_hits_costs_linear_time() {
-    let (checked, _) = scrubbers();
     let line = |reps: usize| format!("\\u0041 {}\n", "eyJ-".repeat(reps)).into_bytes();
-    let time = |input: &[u8]| {
-        (0..15)
-            .map(|_| {
-                let started = std::time::Instant::now();
-                let out = checked.scrub_bytes(input);
-                assert_eq!(out, input, "nothing here is a secret");
-                started.elapsed()
-            })
-            .min()
-            .unwrap_or_default()
-    };
-    // Below `MAX_REACH` (64 KiB), which bounds a hit's confirmation anyway: a quadratic cost
-    // shows as 16 here. The best of 15 runs: the small line takes well under a millisecond,
-    // and with other tests' threads about, the best of three once gave 19.
-    let (small, large) = (line(4_000), line(16_000));
-    time(&small); // regexes compile on first use
-    let ratio = time(&large).as_secs_f64() / time(&small).as_secs_f64().max(1e-6);
-    // Linear: about 4; quadratic: about 16.
+    let ratio = time_ratio(4_000, line, |input, out| {
+        assert_eq!(out, input, "nothing here is a secret")
+    });
+    assert!(ratio < 9.0, "4x the input took {ratio:.1}x the time");
+}
+
+/// The same for a line of private-key headers with no key: the regex's `-----END` branch
+/// used to read on past every later header, to the end of the line or 64 KiB, once for each
+/// (200 KB took 2.4 s).
+#[test]
+fn a_line_of_private_key_headers_costs_linear_time() {
+    let line =
+        |reps: usize| format!("{}\n", "-----BEGIN PRIVATE KEY-----!".repeat(reps)).into_bytes();
+    let ratio = time_ratio(500, line, |input, out| {
+        assert!(out.len() < input.len(), "the headers are redacted")
+    });
     assert!(ratio < 9.0, "4x the input took {ratio:.1}x the time");
 }
