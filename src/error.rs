@@ -34,6 +34,14 @@ pub enum Error {
         /// What SQLite said.
         message: String,
     },
+    /// A file was replaced by its scrubbed copy, and then carrying over what a writer
+    /// appended to the old file after the rename failed: that may be missing. Unlike every
+    /// other error of a file scrubbed in place, the file is not left unchanged.
+    #[error("{source} (the file was replaced by its scrubbed copy; lines written to the old file after that may be missing)")]
+    AfterReplace {
+        /// What failed.
+        source: Box<Error>,
+    },
     /// Reading or writing failed.
     #[error("{context}: {source}")]
     Io {

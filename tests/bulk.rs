@@ -493,13 +493,63 @@ fn a_writer_appending_lines_in_pieces_during_the_scrub_loses_nothing() {
 }
 
 fn appending_during_the_scrub_loses_nothing(in_pieces: bool) {
+    let pause = std::time::Duration::from_micros(100);
+    append_during_scrubs(40 << 20, 3000, in_pieces.then_some(pause), |path| {
+        let mut runs = 0;
+        while runs == 0 || !path.1.is_finished() {
+            scrub_in_place(path.0);
+            runs += 1;
+        }
+    });
+}
+
+/// A writer that goes on writing lines in pieces, 20 ms apart, does not hold the scrub: the
+/// line it is in the middle of is left to the carry-over after the rename, which gives each
+/// line 100 ms and all of them 1 s. (Waiting for each line before the rename held the scrub
+/// for as long as the writer wrote.)
+#[test]
+fn a_writer_pausing_between_pieces_does_not_hold_the_scrub() {
+    let pause = std::time::Duration::from_millis(20);
+    append_during_scrubs(1 << 20, 150, Some(pause), |path| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        scrub_in_place(path.0);
+        let took = started.elapsed();
+        assert!(took.as_secs_f64() < 2.0, "the scrub took {took:?}");
+        assert!(!path.1.is_finished(), "the writer was still writing");
+    });
+}
+
+fn scrub_in_place(path: &Path) {
+    let out = Command::new(BIN)
+        .args(["scrub", "--in-place", "--threads", "2"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Appends `appended` lines holding a key to a session file of `size` bytes, each line
+/// through its own open file (as OpenClaw does), in two pieces `pause` apart when there is a
+/// pause, while `scrub` runs; then scrubs once more and checks that every line is there once
+/// and no key is left in clear.
+fn append_during_scrubs(
+    size: usize,
+    appended: usize,
+    pause: Option<std::time::Duration>,
+    scrub: impl FnOnce((&Path, &std::thread::JoinHandle<()>)),
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("live.jsonl");
     // Large enough that the scrub takes a while, with secrets so the file is rewritten.
-    let corpus = sample::generate(5, 40 << 20, Shape::Session, 0.01);
+    let corpus = sample::generate(5, size, Shape::Session, 0.01);
     fs::write(&path, &corpus.bytes).unwrap();
     let base_lines = lines(&corpus.bytes);
-    let appended = 3000;
     let writer_path = path.clone();
     let writer = std::thread::spawn(move || {
         for i in 0..appended {
@@ -508,12 +558,12 @@ fn appending_during_the_scrub_loses_nothing(in_pieces: bool) {
                 .open(&writer_path)
                 .unwrap();
             let line = format!("{{\"type\":\"message\",\"seq\":{i},\"text\":\"key {OPENAI}\"}}\n");
-            if in_pieces {
+            if let Some(pause) = pause {
                 // Cut in the middle of the key: scrubbed apart, neither half is a key.
                 let cut = line.find(OPENAI).unwrap() + OPENAI.len() / 2;
                 let (head, tail) = line.as_bytes().split_at(cut);
                 f.write_all(head).unwrap();
-                std::thread::sleep(std::time::Duration::from_micros(100));
+                std::thread::sleep(pause);
                 f.write_all(tail).unwrap();
             } else {
                 f.write_all(line.as_bytes()).unwrap();
@@ -523,21 +573,7 @@ fn appending_during_the_scrub_loses_nothing(in_pieces: bool) {
             }
         }
     });
-    let mut runs = 0;
-    while !writer.is_finished() || runs == 0 {
-        let out = Command::new(BIN)
-            .args(["scrub", "--in-place", "--threads", "2"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        runs += 1;
-    }
+    scrub((&path, &writer));
     writer.join().unwrap();
     let out = Command::new(BIN)
         .args(["scrub", "--in-place"])
@@ -546,11 +582,11 @@ fn appending_during_the_scrub_loses_nothing(in_pieces: bool) {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = fs::read(&path).unwrap();
-    assert_eq!(lines(&text), base_lines + appended, "after {runs} scrubs");
+    assert_eq!(lines(&text), base_lines + appended);
     let mut seen = vec![0; appended];
     for line in text.split(|&b| b == b'\n') {
         let mut at_seq = memchr::memmem::find_iter(line, b"\"seq\":").peekable();
-        if !in_pieces && at_seq.peek().is_some() {
+        if pause.is_none() && at_seq.peek().is_some() {
             assert_eq!(memchr::memmem::find_iter(line, b"\"seq\":").count(), 1);
         }
         for at in at_seq {
@@ -728,4 +764,33 @@ fn priming_after_an_over_long_line_writes_nothing() {
         input.len(),
         scrubbed.len()
     );
+}
+
+/// A file just written, whose writer may still be in its last line, ending without a
+/// newline: that line is held back while the rest is scrubbed, and then read as it is (with
+/// nothing else to redact) or carried over after the rename. Either way its secret goes.
+#[test]
+fn a_secret_in_a_last_line_without_a_newline_is_scrubbed() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        (
+            "only-last.jsonl",
+            format!("{{\"a\":1}}\n{{\"b\":\"{OPENAI}\"}}"),
+        ),
+        (
+            "both.jsonl",
+            format!("{{\"a\":\"{OPENAI}\"}}\n{{\"b\":\"{OPENAI}\"}}"),
+        ),
+    ] {
+        let path = dir.path().join(name);
+        fs::write(&path, &text).unwrap();
+        scrub_in_place(&path);
+        let scrubbed = fs::read_to_string(&path).unwrap();
+        assert!(!scrubbed.contains(OPENAI), "{name}: {scrubbed}");
+        assert_eq!(
+            scrubbed.matches("[REDACTED:").count(),
+            text.matches(OPENAI).count()
+        );
+        assert!(!scrubbed.ends_with('\n'), "{name}: no newline added");
+    }
 }

@@ -63,8 +63,8 @@ touched, nor symlinks leading out of the tree. In place, each file is rewritten 
 synced temporary file renamed over it, so a crash leaves it wholly old or wholly new; lines
 appended while it is scrubbed are scrubbed too. A file with nothing to redact is not written.
 
-Exit status: 0 done, 1 some files failed (each reported; they are left unchanged), 2 usage or
-configuration errors.")]
+Exit status: 0 done, 1 some files failed (each reported, and left unchanged unless the report
+says otherwise), 2 usage or configuration errors.")]
     Scrub(ScrubArgs),
     /// Audit files on disk, read-only: where each secret is and which rule found it (never
     /// the secret); exit 1 when anything is found, so it can gate CI.

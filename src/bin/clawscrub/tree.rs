@@ -11,7 +11,7 @@ use serde_json::json;
 use clawscrub::bulk::{self, BulkOptions, Dest, Progress};
 use clawscrub::report::{self, Located};
 use clawscrub::walk::{self, Found, Target};
-use clawscrub::{Scrubber, Stats};
+use clawscrub::{Error, Scrubber, Stats};
 
 use crate::{report as fail, CheckArgs, Exit, ReportFormat, ScrubArgs, StatsFormat, TreeArgs};
 
@@ -52,6 +52,10 @@ pub fn scrub(scrubber: &Scrubber, args: &ScrubArgs) -> Result<(), Exit> {
                 total.merge(&outcome.stats);
                 rewritten += u64::from(outcome.rewritten);
                 late += outcome.late_bytes;
+            }
+            Err(e @ Error::AfterReplace { .. }) => {
+                failed += 1;
+                eprintln!("clawscrub: {e}");
             }
             Err(e) => {
                 failed += 1;
