@@ -163,6 +163,8 @@ pub(crate) struct MatchCache {
     /// The JSON-decoded text after a block-level hit, and a scratch buffer for decoding it.
     window: Vec<u8>,
     window_next: Vec<u8>,
+    /// The same text raw and decoded once and twice, where a check fails on `window`.
+    levels: [Vec<u8>; 3],
     /// Caches of the rules' hit-check regexes, made on first use.
     check: Vec<CheckCache>,
     /// Caches of the lazy DFAs of the rules' own regexes, for hits where every match starts.
@@ -438,6 +440,7 @@ impl Matcher {
             candidates: Vec::new(),
             window: Vec::new(),
             window_next: Vec::new(),
+            levels: Default::default(),
             check: self.rules.iter().map(|_| CheckCache::default()).collect(),
             anchored: self.rules.iter().map(|_| CheckCache::default()).collect(),
         }
@@ -576,13 +579,17 @@ impl Matcher {
         let cut = line_end < text.len() && text[line_end] != b'\n';
         // The byte after the literal, decoded, may rule out every regex check at once.
         let next = at + self.literals[pattern].len();
+        // A backslash is asked about as it is too: the close look reads plain text undecoded.
         let regex_may_pass = next >= line_end
             || match text[next] {
-                b'\\' => first_decoded_byte(text, next, line_end, cache)
-                    .is_none_or(|b| self.may_follow(pattern, b)),
+                b'\\' => {
+                    self.may_follow(pattern, b'\\')
+                        || first_decoded_byte(text, next, line_end, cache)
+                            .is_none_or(|b| self.may_follow(pattern, b))
+                }
                 b => self.may_follow(pattern, b),
             };
-        let mut decoded = false;
+        let (mut decoded, mut levels) = (false, None);
         for &(r, offset) in offsets {
             let rule = &self.rules[r];
             match &rule.hit_check {
@@ -618,6 +625,19 @@ impl Matcher {
                     }
                     if check_matches(regex, *reach, window, start, &mut cache.check[r]) {
                         return true;
+                    }
+                    // The close look decodes a JSON string once, a nested one again, and a
+                    // plain line not at all: a check that fails on what three decodings made
+                    // of the text (`notion\n = Client(auth="…")`, where `[^\n]` met a
+                    // decoded newline) is asked again of the text raw and decoded once and
+                    // twice.
+                    let want = self.check_reach[pattern] + 1;
+                    let levels = *levels
+                        .get_or_insert_with(|| window_levels(text, at, line_end, want, cache));
+                    for level in &cache.levels[..levels] {
+                        if check_matches(regex, *reach, level, start, &mut cache.check[r]) {
+                            return true;
+                        }
                     }
                 }
             }
@@ -1116,14 +1136,7 @@ fn check_matches(
 /// `at` on, JSON-decoded (up to three levels of escaping), at least `want` bytes of it when the
 /// line is that long.
 fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &mut MatchCache) {
-    // The byte before the hit, unless it ends an escape: `\n` decodes to a control character
-    // or punctuation, never a word character; `\u000A` to what it says.
-    let context = match at {
-        0 => b' ',
-        1 => text[0],
-        _ if text[at - 2] == b'\\' => b' ',
-        _ => unicode_escape_before(text, at).unwrap_or(text[at - 1]),
-    };
+    let context = decoded_context(text, at);
     let mut take = 2 * want + 16;
     loop {
         let end = (at + take).min(line_end);
@@ -1143,6 +1156,32 @@ fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &
         }
         take *= 4;
     }
+}
+
+/// Fills `cache.levels` with the text from `at` on (at least `want` bytes when the line is that
+/// long), after one byte of left context: raw, then decoded once and twice, as far as each
+/// still holds an escape that decoding changes. Returns how many levels it filled; the text
+/// decoded once more is what [`decoded_window`] makes.
+fn window_levels(text: &[u8], at: usize, line_end: usize, want: usize, cache: &mut MatchCache) -> usize {
+    let raw = &mut cache.levels[0];
+    raw.clear();
+    raw.push(if at == 0 { b' ' } else { text[at - 1] });
+    raw.extend_from_slice(&text[at..line_end.min(at + 2 * want + 16)]);
+    let mut filled = 1;
+    while filled < cache.levels.len() {
+        let (done, rest) = cache.levels.split_at_mut(filled);
+        let from = &done[filled - 1][1..];
+        if memchr::memchr(b'\\', from).is_none() {
+            break;
+        }
+        json::decode(from, &mut cache.window_next, None);
+        let to = &mut rest[0];
+        to.clear();
+        to.push(decoded_context(text, at));
+        to.extend_from_slice(&cache.window_next);
+        filled += 1;
+    }
+    filled
 }
 
 /// The first byte of `text[at..line_end]` as [`decoded_window`] decodes it, found from a short
@@ -1169,6 +1208,17 @@ fn first_decoded_byte(
         std::mem::swap(look, &mut cache.window_next);
     }
     look.first().copied().filter(|&b| b != b'\\')
+}
+
+/// The byte before `text[at]`, decoded: itself, unless it ends an escape: `\n` decodes to a
+/// control character or punctuation, never a word character; `\u000A` to what it says.
+fn decoded_context(text: &[u8], at: usize) -> u8 {
+    match at {
+        0 => b' ',
+        1 => text[0],
+        _ if text[at - 2] == b'\\' => b' ',
+        _ => unicode_escape_before(text, at).unwrap_or(text[at - 1]),
+    }
 }
 
 /// The character a `\uXXXX` escape ending at `at` decodes to, as one byte of context: itself
