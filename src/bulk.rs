@@ -146,86 +146,78 @@ pub fn scrub_target(
     }
 }
 
-/// How long a line cut short by the end of the old file is given for its rest, after the
-/// rename. A writer writes a line's pieces microseconds apart.
+/// How long a file that ends in the middle of a line is given for the rest of that line. A
+/// writer writes a line's pieces microseconds apart.
 const LINE_END_WAIT: Duration = Duration::from_millis(100);
 
-/// How long one file's carry-over waits for line ends in all: a writer that goes on writing
-/// lines in pieces to the old file would otherwise hold the scrub for as long as it writes.
+/// How long one file's scrub waits for line ends in all, never restarted: the wait for each
+/// line starts again at every newline, so a writer that goes on writing lines in pieces, with
+/// pauses between them, would otherwise hold the scrub for as long as it writes.
 const LINE_END_WAIT_TOTAL: Duration = Duration::from_secs(1);
 
 /// A file last modified longer ago than this has no writer in the middle of a line: it just
-/// lacks a final newline, and its last line is read as it is.
+/// lacks a final newline, and is not waited for.
 const WRITER_GONE: Duration = Duration::from_secs(1);
 
-/// Whether a writer may be in the middle of the line that `src` cuts short at `at`: the file
-/// has been written to lately, and not truncated below `at` (`copytruncate`).
-fn writer_may_finish(src: &File, at: u64) -> io::Result<bool> {
-    let meta = src.metadata()?;
-    let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
-    Ok(meta.len() >= at && age.is_none_or(|age| age <= WRITER_GONE))
-}
-
-/// Waiting, up to [`LINE_END_WAIT`] for each line and [`LINE_END_WAIT_TOTAL`] in all, for the
-/// rest of a line the old file cuts short.
+/// Waiting, up to [`LINE_END_WAIT`] for each line and [`LINE_END_WAIT_TOTAL`] in all, for a file that ends in the middle of a
+/// line to end it. A writer that writes one line in pieces through one open file (`writeln!`, a
+/// logger's stream) would otherwise have its line scrubbed in pieces, each on its own (a
+/// secret split between them stays partly in clear), and the rest of it land in the old file
+/// after the rename.
 #[derive(Default)]
 struct LineEndWait {
-    /// Time slept for the line cut short now.
-    line: Duration,
-    /// Time slept for all lines.
+    /// Time spent sleeping for the line cut short: the scrubbing, sync and rename in between
+    /// do not count.
+    waited: Duration,
+    /// Time spent sleeping for all the lines of the file.
     total: Duration,
 }
 
 impl LineEndWait {
-    /// Notes bytes read: a newline among them ends the line waited for, if any, and the next
-    /// line cut short has its own time.
-    fn saw(&mut self, bytes: &[u8]) {
-        if self.line > Duration::ZERO && memchr::memchr(b'\n', bytes).is_some() {
-            self.line = Duration::ZERO;
+    /// Notes bytes read: a newline among them ends the line waited for, if any, and the
+    /// next line cut short has the whole time again.
+    fn read(&mut self, bytes: &[u8]) {
+        if self.waited > Duration::ZERO && memchr::memchr(b'\n', bytes).is_some() {
+            self.waited = Duration::ZERO;
         }
     }
 
     /// Whether to look again for the rest of a line that `src` cuts short at `at`: there is
-    /// time left and a writer may finish it. If so, this has slept a millisecond.
+    /// time left, and the file has been written to lately and not truncated below `at`. If
+    /// so, this has slept a millisecond.
     fn wait(&mut self, src: &File, at: u64) -> io::Result<bool> {
-        if self.line >= LINE_END_WAIT
-            || self.total >= LINE_END_WAIT_TOTAL
-            || !writer_may_finish(src, at)?
-        {
+        if self.waited >= LINE_END_WAIT || self.total >= LINE_END_WAIT_TOTAL {
+            return Ok(false);
+        }
+        let meta = src.metadata()?;
+        // A file truncated meanwhile (`copytruncate`) has no line to finish.
+        if meta.len() < at {
+            return Ok(false);
+        }
+        // A file no one has written to for a second just lacks a final newline.
+        let age = meta.modified().ok().and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age > WRITER_GONE) {
             return Ok(false);
         }
         let started = Instant::now();
         std::thread::sleep(Duration::from_millis(1));
-        self.line += started.elapsed();
+        self.waited += started.elapsed();
         self.total += started.elapsed();
         Ok(true)
     }
 }
 
-/// What a [`WholeLines`] reader does where the end of the file cuts a line short. Scrubbed
-/// apart, the pieces of a line a writer writes in pieces (`write!` then `writeln!`, a
-/// logger's stream) would leave a secret split between them partly in clear.
-enum AtCut<'a> {
-    /// Reads on: a mirror's source is never replaced, so nothing is lost by taking the end
-    /// as it is.
-    ReadOn,
-    /// Stops before the line, in place before the rename, unless no writer may finish it.
-    /// The line is left to the carry-over after the rename (or, when nothing else changed,
-    /// to the next scrub), so no writer can hold the scrub before the rename.
-    HoldBack,
-    /// Waits for the rest of the line, in the carry-over after the rename.
-    Wait(&'a mut LineEndWait),
-}
-
-/// Reads a file from a line start on, for the filter, with [`AtCut`] saying what happens
-/// where its end cuts a line short.
+/// Reads a file from a line start to its end, as far as the scrub is concerned: an end that
+/// cuts a line short is only reported once [`LineEndWait`] gives up on the rest of it, so
+/// that the filter sees the line whole.
 struct WholeLines<'a> {
     src: &'a File,
     /// The offset of the next byte to read.
     at: u64,
     /// The last byte read: a newline at the start.
     last: u8,
-    at_cut: AtCut<'a>,
+    /// None for a mirror, whose source is never replaced: its reader takes the end as it is.
+    line_end: Option<&'a mut LineEndWait>,
     progress: &'a Progress,
 }
 
@@ -233,31 +225,18 @@ impl Read for WholeLines<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let n = self.src.read_at(buf, self.at)?;
-            let mut take = n;
-            match &mut self.at_cut {
-                // A short read reached the end: a full buffer is a line longer than it,
-                // which the filter takes in pieces anyway.
-                AtCut::HoldBack if n > 0 && n < buf.len() && buf[n - 1] != b'\n' => {
-                    let cut = self.at + n as u64;
-                    if writer_may_finish(self.src, cut)? {
-                        take = memchr::memrchr(b'\n', &buf[..n]).map_or(0, |i| i + 1);
-                    }
+            if let Some(&last) = buf[..n].last() {
+                if let Some(line_end) = self.line_end.as_deref_mut() {
+                    line_end.read(&buf[..n]);
                 }
-                AtCut::Wait(line_end) => line_end.saw(&buf[..n]),
-                _ => {}
+                self.at += n as u64;
+                self.last = last;
+                self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                return Ok(n);
             }
-            if take > 0 {
-                self.at += take as u64;
-                self.last = buf[take - 1];
-                self.progress
-                    .bytes
-                    .fetch_add(take as u64, Ordering::Relaxed);
-                return Ok(take);
-            }
-            let look_again = match &mut self.at_cut {
-                AtCut::Wait(line_end) if n == 0 && self.last != b'\n' && !buf.is_empty() => {
-                    line_end.wait(self.src, self.at)?
-                }
+            let cut_short = self.last != b'\n' && !buf.is_empty();
+            let look_again = match self.line_end.as_deref_mut() {
+                Some(line_end) if cut_short => line_end.wait(self.src, self.at)?,
                 _ => false,
             };
             if !look_again {
@@ -300,40 +279,18 @@ fn scrub_lines(
     let mut out = Divergent::new(original, dir.clone(), name, dest.is_some())
         .map_err(|e| io_err("creating a temporary file", e))?;
 
-    let in_place = dest.is_none();
-    let at_cut = || match in_place {
-        true => AtCut::HoldBack,
-        false => AtCut::ReadOn,
-    };
+    // In place, a line cut short by the end of the file is waited for, in all the reads below.
+    // A mirror's source is not replaced: nothing written to it later is lost.
+    let mut line_end = dest.is_none().then(LineEndWait::default);
     let (mut stats, mut read) = scrub_file(
         scrubber,
         &src,
         &mut out,
-        at_cut(),
+        line_end.as_mut(),
         options,
         progress,
         &io_err,
     )?;
-    let len = src
-        .metadata()
-        .map_err(|e| io_err("reading metadata", e))?
-        .len();
-    if !out.diverged() && len > read {
-        // Nothing to redact but maybe in a line held back: it is read as it is, so that a
-        // file just written without a final newline keeps no secret in its last line, while
-        // a file with nothing to redact is never waited for.
-        let (tail_stats, end) = scrub_tail(
-            scrubber,
-            &src,
-            read,
-            &mut out,
-            AtCut::ReadOn,
-            progress,
-            &io_err,
-        )?;
-        stats.merge(&tail_stats);
-        read = end;
-    }
     if !out.diverged() {
         return Ok(Outcome {
             stats,
@@ -341,22 +298,24 @@ fn scrub_lines(
             late_bytes: 0,
         });
     }
-    // Whether there is more to read after `read`: in place, a line cut short is not, while
-    // its writer may finish it.
-    let more_after = |read: u64| -> io::Result<bool> {
-        let len = src.metadata()?.len();
-        Ok(len > read
-            && (!in_place
-                || line_end_before(&src, read, len)?.is_some()
-                || !writer_may_finish(&src, len)?))
-    };
     // Lines appended while we scrubbed: catch up until the file stands still, then sync.
     loop {
-        if more_after(read).map_err(|e| io_err("reading", e))? {
-            let (tail_stats, end) =
-                scrub_tail(scrubber, &src, read, &mut out, at_cut(), progress, &io_err)?;
-            stats.merge(&tail_stats);
-            read = end;
+        let len = src
+            .metadata()
+            .map_err(|e| io_err("reading metadata", e))?
+            .len();
+        if len > read {
+            let tail = scrub_tail(
+                scrubber,
+                &src,
+                read,
+                &mut out,
+                line_end.as_mut(),
+                progress,
+                &io_err,
+            )?;
+            stats.merge(&tail.0);
+            read = tail.1;
             continue;
         }
         out.flush()
@@ -383,7 +342,11 @@ fn scrub_lines(
         }
         file.sync_all()
             .map_err(|e| io_err("syncing the scrubbed copy", e))?;
-        if !more_after(read).map_err(|e| io_err("reading", e))? {
+        let len_now = src
+            .metadata()
+            .map_err(|e| io_err("reading metadata", e))?
+            .len();
+        if len_now == len {
             break;
         }
     }
@@ -417,12 +380,13 @@ fn scrub_lines(
     // A writer holding the old file open may have appended in the instant before the
     // rename, or be writing the rest of a line there: carry those bytes over, scrubbed.
     let mut late_bytes = 0;
-    if in_place {
+    if dest.is_none() {
         let late = carry_over(
             scrubber,
             &src,
             read,
             (target, renamed_len),
+            dest.is_none().then(LineEndWait::default),
             progress,
             &io_err,
         );
@@ -439,20 +403,22 @@ fn scrub_lines(
     })
 }
 
-/// Scrubs what `src`, the old file, holds after offset `read` (a line held back, what a writer
-/// appended after the rename), and appends it to the new file at `target`, which held
-/// `renamed_len` bytes when renamed. Returns the stats and how many bytes came late.
+/// Scrubs what a writer appended to `src`, the old file, after offset `read` and the rename,
+/// and appends it to the new file at `target`, which held `renamed_len` bytes when renamed.
+/// `line_end` is a new budget: a writer that reopens the file for each line has only the line
+/// it was writing at the rename left in the old file, which may have come after the budget
+/// before the rename ran out. Returns the stats and how many bytes came late.
 fn carry_over(
     scrubber: &Scrubber,
     src: &File,
     mut read: u64,
     (target, renamed_len): (&Path, u64),
+    mut line_end: Option<LineEndWait>,
     progress: &Progress,
     io_err: &dyn Fn(&str, io::Error) -> Error,
 ) -> Result<(Stats, u64), Error> {
     let (mut stats, mut late_bytes) = (Stats::default(), 0);
     let mut new = None;
-    let mut line_end = LineEndWait::default();
     let mut new_line_end = LineEndWait::default();
     let mut carried = Vec::new();
     loop {
@@ -461,12 +427,33 @@ fn carry_over(
             .map_err(|e| io_err("reading metadata", e))?
             .len();
         if len <= read {
+            // The copy may end in a line cut short whose rest is still to come.
+            let mut last = [b'\n'];
+            if read > 0 {
+                src.read_at(&mut last, read - 1)
+                    .map_err(|e| io_err("reading", e))?;
+            }
+            let wait = match line_end.as_mut() {
+                Some(line_end) if last[0] != b'\n' => {
+                    line_end.wait(src, read).map_err(|e| io_err("reading", e))?
+                }
+                _ => false,
+            };
+            if wait {
+                continue;
+            }
             break;
         }
         carried.clear();
-        let at_cut = AtCut::Wait(&mut line_end);
-        let (tail_stats, end) =
-            scrub_tail(scrubber, src, read, &mut carried, at_cut, progress, io_err)?;
+        let (tail_stats, end) = scrub_tail(
+            scrubber,
+            src,
+            read,
+            &mut carried,
+            line_end.as_mut(),
+            progress,
+            io_err,
+        )?;
         stats.merge(&tail_stats);
         late_bytes += end - read;
         read = end;
@@ -482,9 +469,10 @@ fn carry_over(
         };
         // The writer may be writing a line in pieces to the new file too: carried lines go
         // between its lines, not between the pieces of one. Only a file grown since the
-        // rename is looked at: the scrubbed copy may end in a line cut short (held back by no
-        // writer), which no one will finish.
-        while ends_mid_line(new, renamed_len).map_err(|e| io_err("appending late lines", e))?
+        // rename is looked at: the scrubbed copy may end in a line cut short, whose rest is
+        // carried, and no one else will finish it.
+        while grew_and_ends_mid_line(new, renamed_len)
+            .map_err(|e| io_err("appending late lines", e))?
             && new_line_end
                 .wait(new, renamed_len)
                 .map_err(|e| io_err("appending late lines", e))?
@@ -506,7 +494,7 @@ fn scrub_file(
     scrubber: &Scrubber,
     src: &File,
     out: &mut (impl Write + Send),
-    at_cut: AtCut,
+    line_end: Option<&mut LineEndWait>,
     options: &BulkOptions,
     progress: &Progress,
     io_err: &dyn Fn(&str, io::Error) -> Error,
@@ -529,7 +517,7 @@ fn scrub_file(
         )
         .map_err(|e| io_err("scrubbing", e))?;
     }
-    let (tail, end) = scrub_tail(scrubber, src, done, out, at_cut, progress, io_err)?;
+    let (tail, end) = scrub_tail(scrubber, src, done, out, line_end, progress, io_err)?;
     stats.merge(&tail);
     Ok((stats, end))
 }
@@ -542,7 +530,7 @@ fn scrub_tail(
     src: &File,
     from: u64,
     out: &mut impl Write,
-    at_cut: AtCut,
+    line_end: Option<&mut LineEndWait>,
     progress: &Progress,
     io_err: &dyn Fn(&str, io::Error) -> Error,
 ) -> Result<(Stats, u64), Error> {
@@ -551,7 +539,7 @@ fn scrub_tail(
         src,
         at: from,
         last: b'\n',
-        at_cut,
+        line_end,
         progress,
     };
     let stats = Filter::new(scrubber, out)
@@ -734,7 +722,7 @@ fn scrub_chunk(
 }
 
 /// Whether `file` has grown past `from` and ends in the middle of a line.
-fn ends_mid_line(file: &File, from: u64) -> io::Result<bool> {
+fn grew_and_ends_mid_line(file: &File, from: u64) -> io::Result<bool> {
     let len = file.metadata()?.len();
     let mut last = [b'\n'];
     if len > from {

@@ -1162,7 +1162,13 @@ fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &
 /// long), after one byte of left context: raw, then decoded once and twice, as far as each
 /// still holds an escape that decoding changes. Returns how many levels it filled; the text
 /// decoded once more is what [`decoded_window`] makes.
-fn window_levels(text: &[u8], at: usize, line_end: usize, want: usize, cache: &mut MatchCache) -> usize {
+fn window_levels(
+    text: &[u8],
+    at: usize,
+    line_end: usize,
+    want: usize,
+    cache: &mut MatchCache,
+) -> usize {
     let raw = &mut cache.levels[0];
     raw.clear();
     raw.push(if at == 0 { b' ' } else { text[at - 1] });
