@@ -434,16 +434,24 @@ fn apply(content: &[u8], edits: &mut [Edit], out: &mut Vec<u8>) {
     out.extend_from_slice(&content[pos..]);
 }
 
-/// Base64 lines, PEM headers (`Proc-Type: 4,ENCRYPTED`) and blank lines continue a block.
+/// Base64 lines, PEM headers (`Proc-Type: 4,ENCRYPTED`), OpenPGP armor headers (`Version:
+/// GnuPG v2`, RFC 4880 6.2) and blank lines continue a block. Only these header names: any
+/// `Name: value` would take the log lines after a key cut before its END line.
 fn looks_like_block_body(line: &[u8]) -> bool {
+    const HEADERS: [&[u8]; 7] = [
+        b"Proc-Type:",
+        b"DEK-Info:",
+        b"Comment:",
+        b"Version:",
+        b"Hash:",
+        b"Charset:",
+        b"MessageID:",
+    ];
     let line = line.trim_ascii();
     let base64 = line
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
-    let header = line.starts_with(b"Proc-Type:")
-        || line.starts_with(b"DEK-Info:")
-        || line.starts_with(b"Comment:");
-    (base64 && line.len() <= 128) || header
+    (base64 && line.len() <= 128) || HEADERS.iter().any(|h| line.starts_with(h))
 }
 
 /// Widens `start..end` so neither end falls inside a `\x` or `\uXXXX` escape.
