@@ -5,7 +5,7 @@ as a JSON string, timed through the whole process. Prints the slowest, in MB/s.
 
 Usage: benches/adversarial.py [BINARY] [N]   (default target/release/clawscrub, 40)
 A quadratic cost shows as a figure that falls when LINE grows; a linear one stays put.
-Needs Python 3.11 (tomllib). Takes some 3 minutes.
+Needs Python 3.11 (tomllib). Some 15,000 runs: about 10 minutes.
 """
 import glob
 import json
