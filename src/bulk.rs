@@ -159,8 +159,8 @@ const LINE_END_WAIT_TOTAL: Duration = Duration::from_secs(1);
 /// lacks a final newline, and is not waited for.
 const WRITER_GONE: Duration = Duration::from_secs(1);
 
-/// Waiting, up to [`LINE_END_WAIT`] for each line and [`LINE_END_WAIT_TOTAL`] in all, for a file that ends in the middle of a
-/// line to end it. A writer that writes one line in pieces through one open file (`writeln!`, a
+/// Waiting, up to [`LINE_END_WAIT`] for each line and [`LINE_END_WAIT_TOTAL`] in all, for a
+/// file that ends in the middle of a line to end it. A writer that writes one line in pieces through one open file (`writeln!`, a
 /// logger's stream) would otherwise have its line scrubbed in pieces, each on its own (a
 /// secret split between them stays partly in clear), and the rest of it land in the old file
 /// after the rename.
@@ -176,7 +176,7 @@ struct LineEndWait {
 impl LineEndWait {
     /// Notes bytes read: a newline among them ends the line waited for, if any, and the
     /// next line cut short has the whole time again.
-    fn read(&mut self, bytes: &[u8]) {
+    fn saw(&mut self, bytes: &[u8]) {
         if self.waited > Duration::ZERO && memchr::memchr(b'\n', bytes).is_some() {
             self.waited = Duration::ZERO;
         }
@@ -201,8 +201,9 @@ impl LineEndWait {
         }
         let started = Instant::now();
         std::thread::sleep(Duration::from_millis(1));
-        self.waited += started.elapsed();
-        self.total += started.elapsed();
+        let slept = started.elapsed();
+        self.waited += slept;
+        self.total += slept;
         Ok(true)
     }
 }
@@ -227,7 +228,7 @@ impl Read for WholeLines<'_> {
             let n = self.src.read_at(buf, self.at)?;
             if let Some(&last) = buf[..n].last() {
                 if let Some(line_end) = self.line_end.as_deref_mut() {
-                    line_end.read(&buf[..n]);
+                    line_end.saw(&buf[..n]);
                 }
                 self.at += n as u64;
                 self.last = last;
@@ -305,7 +306,7 @@ fn scrub_lines(
             .map_err(|e| io_err("reading metadata", e))?
             .len();
         if len > read {
-            let tail = scrub_tail(
+            let (tail_stats, end) = scrub_tail(
                 scrubber,
                 &src,
                 read,
@@ -314,8 +315,8 @@ fn scrub_lines(
                 progress,
                 &io_err,
             )?;
-            stats.merge(&tail.0);
-            read = tail.1;
+            stats.merge(&tail_stats);
+            read = end;
             continue;
         }
         out.flush()
@@ -386,7 +387,6 @@ fn scrub_lines(
             &src,
             read,
             (target, renamed_len),
-            dest.is_none().then(LineEndWait::default),
             progress,
             &io_err,
         );
@@ -405,20 +405,21 @@ fn scrub_lines(
 
 /// Scrubs what a writer appended to `src`, the old file, after offset `read` and the rename,
 /// and appends it to the new file at `target`, which held `renamed_len` bytes when renamed.
-/// `line_end` is a new budget: a writer that reopens the file for each line has only the line
-/// it was writing at the rename left in the old file, which may have come after the budget
-/// before the rename ran out. Returns the stats and how many bytes came late.
+/// Its wait for line ends has a budget of its own: a writer that reopens the file for each
+/// line has only the line it was writing at the rename left in the old file, which may have
+/// come after the budget before the rename ran out. Returns the stats and how many bytes came
+/// late.
 fn carry_over(
     scrubber: &Scrubber,
     src: &File,
     mut read: u64,
     (target, renamed_len): (&Path, u64),
-    mut line_end: Option<LineEndWait>,
     progress: &Progress,
     io_err: &dyn Fn(&str, io::Error) -> Error,
 ) -> Result<(Stats, u64), Error> {
     let (mut stats, mut late_bytes) = (Stats::default(), 0);
     let mut new = None;
+    let mut line_end = LineEndWait::default();
     let mut new_line_end = LineEndWait::default();
     let mut carried = Vec::new();
     loop {
@@ -428,18 +429,8 @@ fn carry_over(
             .len();
         if len <= read {
             // The copy may end in a line cut short whose rest is still to come.
-            let mut last = [b'\n'];
-            if read > 0 {
-                src.read_at(&mut last, read - 1)
-                    .map_err(|e| io_err("reading", e))?;
-            }
-            let wait = match line_end.as_mut() {
-                Some(line_end) if last[0] != b'\n' => {
-                    line_end.wait(src, read).map_err(|e| io_err("reading", e))?
-                }
-                _ => false,
-            };
-            if wait {
+            let cut_short = grew_and_ends_mid_line(src, 0).map_err(|e| io_err("reading", e))?;
+            if cut_short && line_end.wait(src, read).map_err(|e| io_err("reading", e))? {
                 continue;
             }
             break;
@@ -450,7 +441,7 @@ fn carry_over(
             src,
             read,
             &mut carried,
-            line_end.as_mut(),
+            Some(&mut line_end),
             progress,
             io_err,
         )?;

@@ -578,12 +578,7 @@ fn append_during_scrubs(
     });
     scrub((&path, &writer));
     writer.join().unwrap();
-    let out = Command::new(BIN)
-        .args(["scrub", "--in-place"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    scrub_in_place(&path);
     let text = fs::read(&path).unwrap();
     assert_eq!(lines(&text), base_lines + appended);
     let mut seen = vec![0; appended];
