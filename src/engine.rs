@@ -160,11 +160,13 @@ pub(crate) struct MatchCache {
     windows: Vec<(usize, usize)>,
     starts: Vec<usize>,
     candidates: Vec<Span>,
-    /// The JSON-decoded text after a block-level hit, and a scratch buffer for decoding it.
-    window: Vec<u8>,
-    window_next: Vec<u8>,
-    /// The same text raw and decoded once and twice, where a check fails on `window`.
-    levels: [Vec<u8>; 3],
+    /// The text after a block-level hit, each after one byte of left context: raw, then
+    /// decoded once, twice and three times, as far as decoding changes it (see
+    /// [`decoded_levels`]).
+    levels: [Vec<u8>; 4],
+    /// Scratch for decoding, and for [`first_decoded_byte`]'s short look.
+    decoded: Vec<u8>,
+    look: Vec<u8>,
     /// Caches of the rules' hit-check regexes, made on first use.
     check: Vec<CheckCache>,
     /// Caches of the lazy DFAs of the rules' own regexes, for hits where every match starts.
@@ -438,9 +440,9 @@ impl Matcher {
             windows: Vec::new(),
             starts: Vec::new(),
             candidates: Vec::new(),
-            window: Vec::new(),
-            window_next: Vec::new(),
             levels: Default::default(),
+            decoded: Vec::new(),
+            look: Vec::new(),
             check: self.rules.iter().map(|_| CheckCache::default()).collect(),
             anchored: self.rules.iter().map(|_| CheckCache::default()).collect(),
         }
@@ -589,7 +591,8 @@ impl Matcher {
                 }
                 b => self.may_follow(pattern, b),
             };
-        let (mut decoded, mut levels) = (false, None);
+        // How many levels of the text after the hit are decoded (see `decoded_levels`).
+        let mut levels = 0;
         for &(r, offset) in offsets {
             let rule = &self.rules[r];
             match &rule.hit_check {
@@ -601,40 +604,32 @@ impl Matcher {
                 }
                 HitCheck::Regex { .. } if !regex_may_pass => {}
                 HitCheck::Regex { regex, reach } => {
-                    if !decoded {
-                        // One byte of left context, then the text from the hit on, decoded.
+                    if levels == 0 {
+                        // One byte of left context, then the text from the hit on.
                         let want = self.check_reach[pattern] + 1;
-                        decoded_window(text, at, line_end, want, cache);
-                        decoded = true;
-                        if cut && cache.window.len() <= want {
+                        levels = decoded_levels(text, at, line_end, want, cache);
+                        if cut && cache.levels[levels - 1].len() <= want {
                             return true;
                         }
                     }
-                    let window = &cache.window;
                     let start = 1 + offset;
-                    if start > window.len() {
-                        continue;
-                    }
-                    if rule.anchor_case == AnchorCase::Sensitive
-                        && !rule
-                            .exact_anchors
-                            .iter()
-                            .any(|a| window[start..].starts_with(a))
-                    {
-                        continue;
-                    }
-                    if check_matches(regex, *reach, window, start, &mut cache.check[r]) {
-                        return true;
-                    }
+                    // The text decoded the most first: a JSON string's content, however deep.
                     // The close look decodes a JSON string once, a nested one again, and a
-                    // plain line not at all: a check that fails on what three decodings made
-                    // of the text (`notion\n = Client(auth="…")`, where `[^\n]` met a
-                    // decoded newline) is asked again of the text raw and decoded once and
-                    // twice.
-                    let want = self.check_reach[pattern] + 1;
-                    let levels = *levels
-                        .get_or_insert_with(|| window_levels(text, at, line_end, want, cache));
-                    for level in &cache.levels[..levels] {
+                    // plain line not at all: a check that fails there (`notion\n =
+                    // Client(auth="…")`, where `[^\n]` met a decoded newline) is asked again
+                    // of each level less decoded.
+                    for level in cache.levels[..levels].iter().rev() {
+                        if start > level.len() {
+                            continue;
+                        }
+                        if rule.anchor_case == AnchorCase::Sensitive
+                            && !rule
+                                .exact_anchors
+                                .iter()
+                                .any(|a| level[start..].starts_with(a))
+                        {
+                            continue;
+                        }
                         if check_matches(regex, *reach, level, start, &mut cache.check[r]) {
                             return true;
                         }
@@ -1132,65 +1127,56 @@ fn check_matches(
     regex.matches_at(&input, cache)
 }
 
-/// Fills `cache.window` with one byte of left context for `text[at]` followed by the text from
-/// `at` on, JSON-decoded (up to three levels of escaping), at least `want` bytes of it when the
-/// line is that long.
-fn decoded_window(text: &[u8], at: usize, line_end: usize, want: usize, cache: &mut MatchCache) {
-    let context = decoded_context(text, at);
-    let mut take = 2 * want + 16;
-    loop {
-        let end = (at + take).min(line_end);
-        cache.window.clear();
-        cache.window.push(context);
-        cache.window.extend_from_slice(&text[at..end]);
-        for _ in 0..3 {
-            if memchr::memchr(b'\\', &cache.window[1..]).is_none() {
-                break;
-            }
-            json::decode(&cache.window[1..], &mut cache.window_next, None);
-            cache.window.truncate(1);
-            cache.window.extend_from_slice(&cache.window_next);
-        }
-        if cache.window.len() > want || end == line_end {
-            return;
-        }
-        take *= 4;
-    }
-}
-
-/// Fills `cache.levels` with the text from `at` on (at least `want` bytes when the line is that
-/// long), after one byte of left context: raw, then decoded once and twice, as far as each
-/// still holds an escape that decoding changes. Returns how many levels it filled; the text
-/// decoded once more is what [`decoded_window`] makes.
-fn window_levels(
+/// Fills `cache.levels` with the text from `at` on, at least `want` bytes of its most decoded
+/// level when the line is that long, and returns how many levels it filled. Each level starts
+/// with one byte of left context for `text[at]`: `levels[0]` is the text raw after the byte
+/// before it; each next one is the one before JSON-decoded, after that byte decoded (see
+/// [`decoded_context`]), as long as the one before holds a backslash, up to three decodings.
+/// When nothing decodes but the context byte does, the last level is the raw text after its
+/// decoded context (`\nsk-…`: a word boundary before `sk-` once decoded).
+fn decoded_levels(
     text: &[u8],
     at: usize,
     line_end: usize,
     want: usize,
     cache: &mut MatchCache,
 ) -> usize {
-    let raw = &mut cache.levels[0];
-    raw.clear();
-    raw.push(if at == 0 { b' ' } else { text[at - 1] });
-    raw.extend_from_slice(&text[at..line_end.min(at + 2 * want + 16)]);
-    let mut filled = 1;
-    while filled < cache.levels.len() {
-        let (done, rest) = cache.levels.split_at_mut(filled);
-        let from = &done[filled - 1][1..];
-        if memchr::memchr(b'\\', from).is_none() {
-            break;
+    let raw_context = if at == 0 { b' ' } else { text[at - 1] };
+    let context = decoded_context(text, at);
+    let mut take = 2 * want + 16;
+    loop {
+        let end = (at + take).min(line_end);
+        let raw = &mut cache.levels[0];
+        raw.clear();
+        raw.push(raw_context);
+        raw.extend_from_slice(&text[at..end]);
+        let mut filled = 1;
+        while filled < cache.levels.len() {
+            let (done, rest) = cache.levels.split_at_mut(filled);
+            let from = &done[filled - 1][1..];
+            let next = &mut rest[0];
+            if memchr::memchr(b'\\', from).is_some() {
+                json::decode(from, &mut cache.decoded, None);
+                next.clear();
+                next.push(context);
+                next.extend_from_slice(&cache.decoded);
+            } else if filled == 1 && context != raw_context {
+                next.clear();
+                next.push(context);
+                next.extend_from_slice(from);
+            } else {
+                break;
+            }
+            filled += 1;
         }
-        json::decode(from, &mut cache.window_next, None);
-        let to = &mut rest[0];
-        to.clear();
-        to.push(decoded_context(text, at));
-        to.extend_from_slice(&cache.window_next);
-        filled += 1;
+        if cache.levels[filled - 1].len() > want || end == line_end {
+            return filled;
+        }
+        take *= 4;
     }
-    filled
 }
 
-/// The first byte of `text[at..line_end]` as [`decoded_window`] decodes it, found from a short
+/// The first byte of `text[at..line_end]` as [`decoded_levels`] decodes it the most, found from a short
 /// look: none when it is a backslash still (an escape the look cut, or no escape at all). A
 /// window decoded for each of a line of hits such as `ya29.\\n` (a backslash after every
 /// literal, so no first byte to rule them out) made 60 KB of them take 80 ms.
@@ -1202,7 +1188,7 @@ fn first_decoded_byte(
 ) -> Option<u8> {
     // Longer than any escape of one character, escaped twice more.
     const LOOK: usize = 48;
-    let look = &mut cache.window;
+    let look = &mut cache.look;
     look.clear();
     look.extend_from_slice(&text[at..line_end.min(at + LOOK)]);
     // Decoding changes nothing before the first backslash.
@@ -1210,8 +1196,8 @@ fn first_decoded_byte(
         if look.first() != Some(&b'\\') {
             break;
         }
-        json::decode(look, &mut cache.window_next, None);
-        std::mem::swap(look, &mut cache.window_next);
+        json::decode(look, &mut cache.decoded, None);
+        std::mem::swap(look, &mut cache.decoded);
     }
     look.first().copied().filter(|&b| b != b'\\')
 }
@@ -1604,8 +1590,8 @@ mod tests {
             let text = pieces.concat().into_bytes();
             let mut cache = MatchCache::default();
             if let Some(b) = first_decoded_byte(&text, 0, text.len(), &mut cache) {
-                decoded_window(&text, 0, text.len(), text.len(), &mut cache);
-                proptest::prop_assert_eq!(cache.window.get(1), Some(&b));
+                let levels = decoded_levels(&text, 0, text.len(), text.len(), &mut cache);
+                proptest::prop_assert_eq!(cache.levels[levels - 1].get(1), Some(&b));
             }
         }
     }
