@@ -1401,7 +1401,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(crate::proptest_cases(200)))]
         /// The prefilter and the extensions around its hits find what a search for every
         /// literal of the built-in rules finds: text made of pieces of those literals, in any
         /// case, with noise between them.

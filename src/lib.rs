@@ -519,3 +519,13 @@ pub fn stretched_examples<'a>(
         })
     })
 }
+
+/// `default` cases for a property test, or `PROPTEST_CASES` when it is set (a count given in
+/// a `ProptestConfig` overrides the variable, so the tests read it here).
+#[cfg(test)]
+pub(crate) fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}

@@ -981,7 +981,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(300)))]
         #[test]
         fn finds_what_brute_force_finds(
             lits in literal_set(),

@@ -1189,10 +1189,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(2048),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(2048)))]
 
         /// An example of a rule with bytes the rules' regexes care about spliced in: where the
         /// DFAs say the secret is, the capture engine says so too.
@@ -1250,7 +1247,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig::with_cases(crate::proptest_cases(512)))]
 
         /// An anchor in any case followed by text made of what hit checks look for: wherever
         /// the check matches, the follow set admits the byte after the anchor.

@@ -658,8 +658,17 @@ const PEM_LINES: &[&str] = &[
     "",
 ];
 
+/// `default` cases, or `PROPTEST_CASES` when it is set (a count given in a `ProptestConfig`
+/// overrides the variable, so it is read here).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(64)))]
 
     /// Parallel chunks, each primed with the lines before it, give the stream's output
     /// byte for byte, PEM blocks across chunk edges included.

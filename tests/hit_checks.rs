@@ -144,8 +144,17 @@ fn line() -> impl Strategy<Value = String> {
     ]
 }
 
+/// `default` cases, or `PROPTEST_CASES` when it is set (a count given in a `ProptestConfig`
+/// overrides the variable, so it is read here).
+fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(proptest_cases(2000)))]
 
     #[test]
     fn checks_never_hold_back_a_line(lines in prop::collection::vec(line(), 1..12)) {
