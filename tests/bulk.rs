@@ -373,23 +373,18 @@ fn backups_and_mtime_are_kept_on_request() {
     let old = fs::File::open(&path).unwrap();
     old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
         .unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "scrub",
-            "--in-place",
-            "--keep-mtime",
-            "--backup-suffix",
-            ".orig",
-        ])
-        .arg(dir.path())
-        .env("HOME", dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    expect_exit(
+        0,
+        Command::new(BIN)
+            .args([
+                "scrub",
+                "--in-place",
+                "--keep-mtime",
+                "--backup-suffix",
+                ".orig",
+            ])
+            .arg(dir.path())
+            .env("HOME", dir.path()),
     );
     assert_eq!(
         fs::read_to_string(&path).unwrap(),
@@ -411,14 +406,14 @@ fn a_failing_file_is_reported_and_the_rest_goes_on() {
     let mut junk = b"SQLite format 3\0".to_vec();
     junk.extend(std::iter::repeat_n(0xA5, 4096));
     fs::write(&bad, &junk).unwrap();
-    let out = Command::new(BIN)
-        .args(["scrub", "--in-place"])
-        .arg(dir.path())
-        .env("HOME", dir.path())
-        .output()
-        .unwrap();
+    let out = expect_exit(
+        1,
+        Command::new(BIN)
+            .args(["scrub", "--in-place"])
+            .arg(dir.path())
+            .env("HOME", dir.path()),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("openclaw-agent.sqlite"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(
@@ -445,31 +440,26 @@ fn a_failing_file_is_reported_and_the_rest_goes_on() {
     let err = results[0].as_ref().unwrap_err().to_string();
     assert!(err.contains("gone.jsonl"), "{err}");
 
-    let check = Command::new(BIN)
-        .args(["check"])
-        .arg(&bad)
-        .env("HOME", dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(check.status.code(), Some(2));
+    expect_exit(
+        2,
+        Command::new(BIN)
+            .args(["check"])
+            .arg(&bad)
+            .env("HOME", dir.path()),
+    );
 }
 
 #[test]
 fn scrub_needs_a_destination_and_check_an_existing_path() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["scrub"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = expect_exit(2, Command::new(BIN).args(["scrub"]).arg(dir.path()));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--in-place"));
-    let out = Command::new(BIN)
-        .args(["check"])
-        .arg(dir.path().join("nope"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = expect_exit(
+        2,
+        Command::new(BIN)
+            .args(["check"])
+            .arg(dir.path().join("nope")),
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }
 
@@ -525,17 +515,24 @@ fn a_writer_pausing_between_pieces_does_not_hold_the_scrub() {
 }
 
 fn scrub_in_place(path: &Path) {
-    let out = Command::new(BIN)
-        .args(["scrub", "--in-place", "--threads", "2"])
-        .arg(path)
-        .output()
-        .unwrap();
+    expect_exit(
+        0,
+        Command::new(BIN)
+            .args(["scrub", "--in-place", "--threads", "2"])
+            .arg(path),
+    );
+}
+
+/// Runs `cmd` and asserts it exits with `code`, showing its stderr if not.
+fn expect_exit(code: i32, cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
 }
 
 /// Appends `appended` lines holding a key to a session file of `size` bytes, each line
@@ -720,19 +717,14 @@ fn check_in_chunks_reports_like_the_stream() {
     let path = dir.path().join("big.log");
     fs::write(&path, &input).unwrap();
     let check = |threads: &str| {
-        let out = Command::new(BIN)
-            .args(["check", "--no-openclaw-config", "--threads", threads])
-            .arg(&path)
-            .env("HOME", dir.path())
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        expect_exit(
+            1,
+            Command::new(BIN)
+                .args(["check", "--no-openclaw-config", "--threads", threads])
+                .arg(&path)
+                .env("HOME", dir.path()),
+        )
+        .stdout
     };
     let (stream, chunks) = (check("1"), check("2"));
     assert!(String::from_utf8_lossy(&stream).contains("private-key"));
