@@ -83,6 +83,11 @@ const PIECES: &[&str] = &[
     "hf_",
     "AKIA",
     "akia",
+    "BSA",
+    "EAA",
+    "EAAA",
+    "fo1_",
+    "ops_eyJ",
     "eyJ",
     "eyJhbGciOiJIUzI1NiJ9.",
     "eyJzdWIiOiIxIn0.",
@@ -109,6 +114,9 @@ const PIECES: &[&str] = &[
     "-",
     ".",
     "/",
+    "+",
+    "é",
+    "\\u00e9",
     "@",
     "AbCdEf0123456789xyzQRS",
     "0123456789",
@@ -163,6 +171,35 @@ proptest! {
         let a = checked.scrub_bytes(input.as_bytes());
         let b = unchecked.scrub_bytes(input.as_bytes());
         prop_assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+    }
+}
+
+/// Base64 blobs (inline images) are long and hold the short anchors of key formats by chance
+/// (`BSA`, `EAA`, `AIza`, `eyJ`, `sk-`): a rule whose matches start at a word boundary has it
+/// in its hit check too, so such a hit inside a blob (after a letter or digit) does not send a
+/// 360 KB line to the close look. After a space the same hit still does.
+#[test]
+fn anchors_inside_base64_are_turned_away() {
+    let (checked, _) = scrubbers();
+    let decoys = [
+        "BSAzkihBD90CyGDVz9MyMumaT48HoxGlaBkn",
+        "EAAccpZdmYGPUiVevtSGKyTQKBNr59pJgALtfli8zkihBD90CyGDVz9My",
+        "aIzAjhMKAe7eptHa2WMatxls1lOdU1h",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0",
+        "sk-AbCdEf0123456789",
+        "xoxb-1234567890-abcdefgh",
+        "npm_AbCdEf0123456789",
+    ];
+    // A long run of base64 with no anchor in it, around each decoy.
+    let filler = "Qx7mZp2Kw9Rt4V/n8Lc3Hb6Yd1F+g5Js0Tq".repeat(40);
+    for decoy in decoys {
+        for (before, lines) in [("Q", 0), ("7", 0), (" ", 1)] {
+            let line = format!(
+                "{{\"type\":\"image\",\"data\":\"{filler}{before}{decoy}{filler}\",\"mimeType\":\"image/png\"}}\n"
+            );
+            let picked = clawscrub::stages::block_search(checked, line.as_bytes());
+            assert_eq!(picked, lines, "{decoy:?} after {before:?}");
+        }
     }
 }
 
