@@ -1131,7 +1131,7 @@ fn check_matches(
 /// level when the line is that long, and returns how many levels it filled. Each level starts
 /// with one byte of left context for `text[at]`: `levels[0]` is the text raw after the byte
 /// before it; each next one is the one before JSON-decoded, after that byte decoded (see
-/// [`decoded_context`]), as long as the one before holds a backslash, up to three decodings.
+/// [`decoded_context`]), as long as decoding changes it, up to three decodings.
 /// When nothing decodes but the context byte does, the last level is the raw text after its
 /// decoded context (`\nsk-…`: a word boundary before `sk-` once decoded).
 fn decoded_levels(
@@ -1155,8 +1155,13 @@ fn decoded_levels(
             let (done, rest) = cache.levels.split_at_mut(filled);
             let from = &done[filled - 1][1..];
             let next = &mut rest[0];
-            if memchr::memchr(b'\\', from).is_some() {
+            // An escape JSON does not know (`\\x`) is kept as it is: such a level would only
+            // repeat the one before.
+            let decodes = memchr::memchr(b'\\', from).is_some() && {
                 json::decode(from, &mut cache.decoded, None);
+                cache.decoded != from
+            };
+            if decodes {
                 next.clear();
                 next.push(context);
                 next.extend_from_slice(&cache.decoded);
@@ -1176,10 +1181,10 @@ fn decoded_levels(
     }
 }
 
-/// The first byte of `text[at..line_end]` as [`decoded_levels`] decodes it the most, found from a short
-/// look: none when it is a backslash still (an escape the look cut, or no escape at all). A
-/// window decoded for each of a line of hits such as `ya29.\\n` (a backslash after every
-/// literal, so no first byte to rule them out) made 60 KB of them take 80 ms.
+/// The first byte of `text[at..line_end]` as [`decoded_levels`] decodes it the most, found
+/// from a short look: none when it is a backslash still (an escape the look cut, or no escape
+/// at all). A window decoded for each of a line of hits such as `ya29.\\n` (a backslash after
+/// every literal, so no first byte to rule them out) made 60 KB of them take 80 ms.
 fn first_decoded_byte(
     text: &[u8],
     at: usize,
@@ -1304,10 +1309,12 @@ fn ipv6_colon(text: &[u8], q: usize) -> Option<usize> {
     let first_ok = g[0] | 0x20 == b'f'
         && (matches!(g[1] | 0x20, b'c' | b'd')
             || (g[1] | 0x20 == b'e' && matches!(g[2] | 0x20, b'8' | b'9' | b'a' | b'b')));
-    // A letter before the address may end a JSON escape (`\nfd7a:…` in a raw line).
+    // A letter or digit before the address may end a JSON escape (`\nfd7a:…`,
+    // `\u000afd7a:…` in a raw line).
     let boundary = start == 0
         || !(text[start - 1].is_ascii_alphanumeric() || text[start - 1] == b':')
-        || (start >= 2 && text[start - 2] == b'\\');
+        || (start >= 2 && text[start - 2] == b'\\')
+        || unicode_escape_before(text, start).is_some();
     (first_ok && g.iter().all(u8::is_ascii_hexdigit) && boundary).then_some(start)
 }
 

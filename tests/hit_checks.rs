@@ -203,6 +203,22 @@ fn anchors_inside_base64_are_turned_away() {
     }
 }
 
+/// The colon scanner took the last hex digit of a `\u000a` escape for a fifth digit of the
+/// address's first group, so the line never got a close look (found by a review session).
+#[test]
+fn an_ipv6_address_after_a_unicode_escape_is_redacted() {
+    let (checked, _) = scrubbers();
+    for line in [
+        r#"{"t":"http://[\u000afd00:1234::10]"}"#,
+        r#"{"t":"[\u000Afd00:1234::10]"}"#,
+        r#"{"t":"ip \u0009fd00:1234::10 up"}"#,
+    ] {
+        // With its newline: a last line without one is looked at closely whatever it holds.
+        let out = String::from_utf8(checked.scrub_bytes(format!("{line}\n").as_bytes())).unwrap();
+        assert!(!out.contains("fd00:1234"), "{line} -> {out}");
+    }
+}
+
 #[test]
 fn corpus_same_with_and_without_checks() {
     let (checked, unchecked) = scrubbers();
