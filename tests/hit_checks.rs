@@ -189,6 +189,7 @@ fn anchors_inside_base64_are_turned_away() {
         "sk-AbCdEf0123456789",
         "xoxb-1234567890-abcdefgh",
         "npm_AbCdEf0123456789",
+        "fo1_AbCdEf0123456789AbCdEf0123456789AbCdEf012",
     ];
     // A long run of base64 with no anchor in it, around each decoy.
     let filler = "Qx7mZp2Kw9Rt4V/n8Lc3Hb6Yd1F+g5Js0Tq".repeat(40);
