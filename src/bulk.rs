@@ -160,10 +160,10 @@ const LINE_END_WAIT_TOTAL: Duration = Duration::from_secs(1);
 const WRITER_GONE: Duration = Duration::from_secs(1);
 
 /// Waiting, up to [`LINE_END_WAIT`] for each line and [`LINE_END_WAIT_TOTAL`] in all, for a
-/// file that ends in the middle of a line to end it. A writer that writes one line in pieces through one open file (`writeln!`, a
-/// logger's stream) would otherwise have its line scrubbed in pieces, each on its own (a
-/// secret split between them stays partly in clear), and the rest of it land in the old file
-/// after the rename.
+/// file that ends in the middle of a line to end it. A writer that writes one line in pieces
+/// through one open file (`writeln!`, a logger's stream) would otherwise have its line
+/// scrubbed in pieces, each on its own (a secret split between them stays partly in clear),
+/// and the rest of it land in the old file after the rename.
 #[derive(Default)]
 struct LineEndWait {
     /// Time spent sleeping for the line cut short: the scrubbing, sync and rename in between
@@ -429,7 +429,7 @@ fn carry_over(
             .len();
         if len <= read {
             // The copy may end in a line cut short whose rest is still to come.
-            let cut_short = grew_and_ends_mid_line(src, 0).map_err(|e| io_err("reading", e))?;
+            let cut_short = ends_mid_line(src, read).map_err(|e| io_err("reading", e))?;
             if cut_short && line_end.wait(src, read).map_err(|e| io_err("reading", e))? {
                 continue;
             }
@@ -715,9 +715,14 @@ fn scrub_chunk(
 /// Whether `file` has grown past `from` and ends in the middle of a line.
 fn grew_and_ends_mid_line(file: &File, from: u64) -> io::Result<bool> {
     let len = file.metadata()?.len();
+    Ok(len > from && ends_mid_line(file, len)?)
+}
+
+/// Whether the byte of `file` before offset `end` is there and not a newline.
+fn ends_mid_line(file: &File, end: u64) -> io::Result<bool> {
     let mut last = [b'\n'];
-    if len > from {
-        file.read_at(&mut last, len - 1)?;
+    if end > 0 {
+        file.read_at(&mut last, end - 1)?;
     }
     Ok(last[0] != b'\n')
 }
