@@ -1309,12 +1309,10 @@ fn ipv6_colon(text: &[u8], q: usize) -> Option<usize> {
     let first_ok = g[0] | 0x20 == b'f'
         && (matches!(g[1] | 0x20, b'c' | b'd')
             || (g[1] | 0x20 == b'e' && matches!(g[2] | 0x20, b'8' | b'9' | b'a' | b'b')));
-    // A letter or digit before the address may end a JSON escape (`\nfd7a:…`,
-    // `\u000afd7a:…` in a raw line).
-    let boundary = start == 0
-        || !(text[start - 1].is_ascii_alphanumeric() || text[start - 1] == b':')
-        || (start >= 2 && text[start - 2] == b'\\')
-        || unicode_escape_before(text, start).is_some();
+    // The byte before the address as decoded: a letter or digit there may end a JSON escape
+    // (`\nfd7a:…`, `\u000afd7a:…` in a raw line).
+    let before = decoded_context(text, start);
+    let boundary = !(before.is_ascii_alphanumeric() || before == b':');
     (first_ok && g.iter().all(u8::is_ascii_hexdigit) && boundary).then_some(start)
 }
 
