@@ -263,16 +263,24 @@ impl Matcher {
         // For each literal: the rules whose anchor occurs in an anchor it stands for, with the
         // offset (of the literals starting at one place, only the longest plain one is kept:
         // see `literal_hits`).
+        let rules_with: Vec<Vec<usize>> = literals
+            .iter()
+            .map(|lit| {
+                (0..rules.len())
+                    .filter(|&r| rules[r].anchors.contains(lit))
+                    .collect()
+            })
+            .collect();
+        let anchors_in = overlapping_searcher(&literals)?;
         let trigger_offsets: Vec<Vec<(usize, usize)>> = spellings
             .bases
             .iter()
             .map(|bases| {
                 let mut offsets = Vec::new();
                 for base in bases {
-                    for (i, r) in rules.iter().enumerate() {
-                        for a in &r.anchors {
-                            offsets.extend(occurrences(base, a).map(|at| (i, at)));
-                        }
+                    for m in anchors_in.find_overlapping_iter(base) {
+                        let rules = &rules_with[m.pattern().as_usize()];
+                        offsets.extend(rules.iter().map(|&r| (r, m.start())));
                     }
                 }
                 offsets.sort_unstable();
@@ -298,32 +306,31 @@ impl Matcher {
         let patterns = spellings.patterns;
         // A literal containing another is not searched: it is looked for around each hit of
         // the one it contains (its "extension"). Fewer literals, fewer candidates; and no two
-        // searched literals can start at the same place.
+        // searched literals can start at the same place. `inner`: for each literal, the others
+        // in it and where, in order.
+        let patterns_in = overlapping_searcher(&patterns)?;
+        let inner: Vec<Vec<(usize, usize)>> = patterns
+            .iter()
+            .enumerate()
+            .map(|(d, long)| {
+                let mut found: Vec<(usize, usize)> = patterns_in
+                    .find_overlapping_iter(long)
+                    .map(|m| (m.pattern().as_usize(), m.start()))
+                    .filter(|&(q, _)| q != d)
+                    .collect();
+                found.sort_unstable();
+                found
+            })
+            .collect();
+        let ids: Vec<usize> = (0..patterns.len())
+            .filter(|&d| inner[d].is_empty())
+            .collect();
         let mut extensions: Vec<Vec<(usize, usize)>> = vec![Vec::new(); patterns.len()];
-        let mut ids: Vec<usize> = Vec::new();
-        for (d, long) in patterns.iter().enumerate() {
-            let inner = (0..patterns.len()).find_map(|q| {
-                let short = &patterns[q];
-                let proper = q != d && short.len() < long.len();
-                proper
-                    .then(|| occurrences(long, short).next().map(|k| (q, k)))
-                    .flatten()
-            });
-            match inner {
-                Some(_) => {}
-                None => ids.push(d),
-            }
-        }
-        for (d, long) in patterns.iter().enumerate() {
-            if ids.contains(&d) {
-                continue;
-            }
+        for (d, found) in inner.iter().enumerate() {
             // Some searched literal lies inside every dropped one (substring-minimal ones are
-            // all searched).
-            if let Some((q, k)) = ids
-                .iter()
-                .find_map(|&q| occurrences(long, &patterns[q]).next().map(|k| (q, k)))
-            {
+            // all searched): the first of them, at its first offset.
+            let searched = found.iter().find(|(q, _)| inner[*q].is_empty());
+            if let Some(&(q, k)) = searched {
                 extensions[q].push((d, k));
             }
         }
@@ -1100,9 +1107,19 @@ pub(crate) fn secret_of(
     Some((m, g))
 }
 
-/// Where `needle` occurs in `haystack`, overlaps included. Both are a few bytes long (anchor
-/// literals): a plain scan beats building a `memmem` searcher, which the matcher's start-up
-/// would do some hundred thousand times.
+/// A searcher for every occurrence of each of `needles` (distinct, non-empty), overlaps
+/// included: the matcher's start-up asks which literals occur in which some hundred thousand
+/// times.
+fn overlapping_searcher(needles: &[Vec<u8>]) -> Result<AhoCorasick, String> {
+    // Searched once per literal: the cheapest automaton to build wins.
+    AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+        .build(needles)
+        .map_err(|e| format!("literal index: {e}"))
+}
+
+/// Where `needle` occurs in `haystack`, overlaps included. Both are a few bytes long (an
+/// anchor and a literal hit): a plain scan beats building a `memmem` searcher.
 fn occurrences<'a>(haystack: &'a [u8], needle: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
     haystack
         .windows(needle.len().max(1))

@@ -4,7 +4,7 @@
 //! Prefix sets of the whole regex or of any mandatory tail of a concatenation have that property,
 //! and so does the union over the branches of an alternation when each branch has one.
 
-use regex_syntax::hir::literal::{ExtractKind, Extractor, Literal};
+use regex_syntax::hir::literal::{ExtractKind, Extractor, Literal, Seq};
 use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
 
 use crate::rules::AnchorCase;
@@ -19,6 +19,9 @@ const MAX_ANCHORS_PER_RULE: usize = 64;
 /// case (`AnchorCase::Sensitive`) are compared byte for byte, as a hit is kept only where one
 /// is spelled as written: `(?i)apikey` with anchor `apiKey` has matches that start at no hit.
 pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>], case: AnchorCase) -> bool {
+    if anchors.is_empty() {
+        return false;
+    }
     let starts_with_one = |l: &Literal| {
         let l = l.as_bytes();
         anchors.iter().any(|a| {
@@ -28,40 +31,26 @@ pub(crate) fn starts_with_anchor(hir: &Hir, anchors: &[Vec<u8>], case: AnchorCas
             })
         })
     };
-    let mut extractor = Extractor::new();
-    extractor.kind(ExtractKind::Prefix);
-    let seq = extractor.extract(hir);
-    let Some(lits) = seq
-        .literals()
-        .filter(|l| !l.is_empty() && !anchors.is_empty())
-    else {
-        return false;
+    let all_start_with_one = |seq: Seq| {
+        seq.literals()
+            .is_some_and(|l| !l.is_empty() && l.iter().all(starts_with_one))
     };
-    if lits.iter().all(starts_with_one) {
-        return true;
+    // Compared case-insensitively, the start of the regex with its case folded says it first
+    // and cheaply: unfolded, a case-insensitive literal has 2^n spellings (`(?i)authorization`:
+    // 2^13), which the extractor lists up to its limit before it cuts them short. A folded
+    // prefix has few spellings, so the extractor may give up early on anything else.
+    if case == AnchorCase::Insensitive {
+        let folded = Extractor::new()
+            .kind(ExtractKind::Prefix)
+            .limit_class(2)
+            .limit_repeat(2)
+            .limit_total(64)
+            .extract(&folded_prefix(hir));
+        if all_start_with_one(folded) {
+            return true;
+        }
     }
-    // The extractor cuts prefixes short when a case-insensitive literal has too many
-    // spellings (`(?i)authorization`: 2^13). Where every prefix that starts with no anchor
-    // begins one, the regex's start is looked at again with its case folded: that costs
-    // more than the check above, so only here. A folded prefix has few spellings: the
-    // extractor may give up early on anything else.
-    let cut_short = |l: &Literal| {
-        let l = l.as_bytes();
-        anchors
-            .iter()
-            .any(|a| a.get(..l.len()).is_some_and(|p| p.eq_ignore_ascii_case(l)))
-    };
-    if case == AnchorCase::Sensitive || !lits.iter().all(|l| starts_with_one(l) || cut_short(l)) {
-        return false;
-    }
-    let folded = extractor
-        .limit_class(2)
-        .limit_repeat(2)
-        .limit_total(64)
-        .extract(&folded_prefix(hir));
-    folded
-        .literals()
-        .is_some_and(|l| !l.is_empty() && l.iter().all(starts_with_one))
+    all_start_with_one(Extractor::new().kind(ExtractKind::Prefix).extract(hir))
 }
 
 /// The start of `hir` with every class that is one ASCII letter in both cases (`(?i)a`) made
