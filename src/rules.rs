@@ -262,23 +262,33 @@ struct RuleFile {
     rule: Vec<RuleSpec>,
 }
 
-/// The built-in packs, embedded at build time, in priority order.
 /// How built-in packs' origins start (`built-in patterns/keys.toml`).
 pub(crate) const BUILTIN_ORIGIN: &str = "built-in ";
 
+/// A built-in pack's name and its rules, as `build.rs` wrote them in JSON.
+macro_rules! pack {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!(env!("OUT_DIR"), "/", $name, ".json")),
+        )
+    };
+}
+
+/// The built-in packs in priority order, embedded at build time.
 const BUILTIN: [(&str, &str); 10] = [
     // `ai` before `keys`: its DeepSeek rule is a narrower `sk-` than OpenAI's and wins ties.
-    ("ai", include_str!("../patterns/ai.toml")),
-    ("keys", include_str!("../patterns/keys.toml")),
-    ("chat", include_str!("../patterns/chat.toml")),
-    ("code", include_str!("../patterns/code.toml")),
-    ("cloud", include_str!("../patterns/cloud.toml")),
-    ("tokens", include_str!("../patterns/tokens.toml")),
-    ("credentials", include_str!("../patterns/credentials.toml")),
-    ("network", include_str!("../patterns/network.toml")),
-    ("openclaw", include_str!("../patterns/openclaw.toml")),
+    pack!("ai"),
+    pack!("keys"),
+    pack!("chat"),
+    pack!("code"),
+    pack!("cloud"),
+    pack!("tokens"),
+    pack!("credentials"),
+    pack!("network"),
+    pack!("openclaw"),
     // Personal data, every rule opt-in.
-    ("pii", include_str!("../patterns/pii.toml")),
+    pack!("pii"),
 ];
 
 /// A rule file that does not parse: the line at fault and the parser's message with every
@@ -337,8 +347,12 @@ impl RulePack {
             .iter()
             .map(|(name, text)| {
                 // The packs are checked by `cargo test`; a parse failure here is a build defect.
-                RulePack::parse(&format!("{BUILTIN_ORIGIN}patterns/{name}.toml"), text)
-                    .unwrap_or_else(|e| panic!("built-in rule pack is invalid: {e}"))
+                let file: RuleFile = serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("built-in rule pack {name} is invalid: {e}"));
+                RulePack {
+                    origin: format!("{BUILTIN_ORIGIN}patterns/{name}.toml"),
+                    rules: file.rule,
+                }
             })
             .collect()
     }
@@ -1023,6 +1037,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use regex_automata::{Anchored, Input};
+
+    /// `build.rs` converts the packs to JSON; read as TOML, each says the same, rule for rule.
+    #[test]
+    fn builtin_packs_are_their_toml_files() {
+        for pack in RulePack::builtin() {
+            let path = pack.origin.trim_start_matches(BUILTIN_ORIGIN);
+            let text = std::fs::read_to_string(path).expect("a built-in pack's file");
+            let from_toml = RulePack::parse(&pack.origin, &text).expect("a valid pack");
+            assert_eq!(pack.rules.len(), from_toml.rules.len(), "{path}");
+            for (json, toml) in pack.rules.iter().zip(&from_toml.rules) {
+                assert_eq!(format!("{json:?}"), format!("{toml:?}"), "{path}");
+            }
+        }
+    }
 
     /// The built-in rules, compiled once for all tests, that `keep` keeps.
     fn builtin_rules(keep: fn(&Rule) -> bool) -> Vec<&'static (RuleSpec, Rule)> {
