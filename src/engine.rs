@@ -598,8 +598,9 @@ impl Matcher {
                 }
                 b => self.may_follow(pattern, b),
             };
-        // How many levels of the text after the hit are decoded (see `decoded_levels`).
-        let mut levels = 0;
+        // How many levels of the text after the hit are decoded (see `decoded_levels`), once
+        // a regex check asks for them.
+        let mut decoded: Option<usize> = None;
         for &(r, offset) in offsets {
             let rule = &self.rules[r];
             match &rule.hit_check {
@@ -611,14 +612,18 @@ impl Matcher {
                 }
                 HitCheck::Regex { .. } if !regex_may_pass => {}
                 HitCheck::Regex { regex, reach } => {
-                    if levels == 0 {
-                        // One byte of left context, then the text from the hit on.
-                        let want = self.check_reach[pattern] + 1;
-                        levels = decoded_levels(text, at, line_end, want, cache);
-                        if cut && cache.levels[levels - 1].len() <= want {
-                            return true;
+                    let levels = match decoded {
+                        Some(levels) => levels,
+                        None => {
+                            // One byte of left context, then the text from the hit on.
+                            let want = self.check_reach[pattern] + 1;
+                            let levels = decoded_levels(text, at, line_end, want, cache);
+                            if cut && cache.levels[levels - 1].len() <= want {
+                                return true;
+                            }
+                            *decoded.insert(levels)
                         }
-                    }
+                    };
                     let start = 1 + offset;
                     // The text decoded the most first: a JSON string's content, however deep.
                     // The close look decodes a JSON string once, a nested one again, and a

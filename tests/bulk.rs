@@ -14,6 +14,9 @@ use clawscrub::walk::{Target, TargetKind};
 use clawscrub::Scrubber;
 use proptest::prelude::*;
 
+mod common;
+use common::proptest_cases;
+
 const BIN: &str = env!("CARGO_BIN_EXE_clawscrub");
 const OPENAI: &str = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z";
 
@@ -654,15 +657,6 @@ const PEM_LINES: &[&str] = &[
     "export OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
     "",
 ];
-
-/// `default` cases, or `PROPTEST_CASES` when it is set (a count given in a `ProptestConfig`
-/// overrides the variable, so it is read here).
-fn proptest_cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(proptest_cases(64)))]

@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 use clawscrub::Scrubber;
 use proptest::prelude::*;
 
+mod common;
+use common::proptest_cases;
+
 /// Built once: regexes compile on first use, and each case should not pay for that again.
 fn scrubbers() -> &'static (Scrubber, Scrubber) {
     static BOTH: OnceLock<(Scrubber, Scrubber)> = OnceLock::new();
@@ -150,15 +153,6 @@ fn line() -> impl Strategy<Value = String> {
             )
         }),
     ]
-}
-
-/// `default` cases, or `PROPTEST_CASES` when it is set (a count given in a `ProptestConfig`
-/// overrides the variable, so it is read here).
-fn proptest_cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
 }
 
 proptest! {

@@ -20,6 +20,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::Value;
 
+mod common;
+
 // ---------------------------------------------------------------------------------------------
 // Scrubbers
 
@@ -1121,14 +1123,10 @@ fn soup() -> impl Strategy<Value = Vec<u8>> {
     vec(frag, 0..60).prop_map(|v| v.concat())
 }
 
-/// `cases` cases, or `PROPTEST_CASES` when set (which an explicit count would override).
+/// `cases` cases, or `PROPTEST_CASES` when set, without failure files.
 fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(cases);
     ProptestConfig {
-        cases,
+        cases: common::proptest_cases(cases),
         failure_persistence: None,
         ..ProptestConfig::default()
     }
