@@ -9,7 +9,9 @@ use std::{env, fs};
 fn main() {
     println!("cargo:rerun-if-changed=patterns");
     let out = env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
-    let packs = fs::read_dir("patterns").expect("patterns/ holds the built-in rule packs");
+    let manifest = env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let packs = fs::read_dir(Path::new(&manifest).join("patterns"))
+        .expect("patterns/ holds the built-in rule packs");
     for entry in packs {
         let path = entry.expect("patterns/ can be listed").path();
         if path.extension().is_none_or(|e| e != "toml") {

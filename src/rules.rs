@@ -292,20 +292,9 @@ const BUILTIN: [(&str, &str); 10] = [
 ];
 
 /// A rule file that does not parse: the line at fault and the parser's message with every
-/// quoted value elided, since a value in a rule file can be a secret pasted by mistake.
+/// value from the file elided, since a value in a rule file can be a secret pasted by mistake.
 pub(crate) fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
-    let mut message = String::new();
-    let mut quoted = false;
-    for c in e.message().chars() {
-        match c {
-            '"' if quoted => message.push_str("…\""),
-            _ if quoted => continue,
-            _ => message.push(c),
-        }
-        if c == '"' {
-            quoted = !quoted;
-        }
-    }
+    let message = elide_values(e.message());
     let origin = match e.span() {
         Some(span) => {
             let before = &text.as_bytes()[..span.start.min(text.len())];
@@ -315,6 +304,35 @@ pub(crate) fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error
         None => origin.to_string(),
     };
     Error::rule(origin, message)
+}
+
+/// `message` with the text of every `"string"` (escapes included) and `` `name` `` elided. A
+/// name the schema gave is kept: one after `expected` (`expected one of `id`, `regex``), and
+/// the field of a `missing field` or `duplicate field` message. Any other backticked text
+/// comes from the file: an unknown field or variant, a number out of range.
+fn elide_values(message: &str) -> String {
+    let names_ours = message.starts_with("missing field") || message.starts_with("duplicate field");
+    let expected_at = message.find("expected").unwrap_or(message.len());
+    let mut out = String::new();
+    let mut chars = message.char_indices();
+    while let Some((i, c)) = chars.next() {
+        out.push(c);
+        let close = match c {
+            '"' => '"',
+            '`' if !names_ours && i < expected_at => '`',
+            _ => continue,
+        };
+        out.push('…');
+        while let Some((_, c)) = chars.next() {
+            if c == '\\' && close == '"' {
+                chars.next();
+            } else if c == close {
+                out.push(c);
+                break;
+            }
+        }
+    }
+    out
 }
 
 impl RulePack {

@@ -1328,17 +1328,22 @@ fn help_and_version_work() {
 #[test]
 fn rule_file_errors_name_the_line_and_quote_no_value() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = write(
-        dir.path(),
-        "rules.toml",
-        format!(
-            "[[rule]]\nid = \"x\"\ndescription = \"d\"\ncategory = \"key\"\nanchors = [\"sk-\"]\nregex = 'sk-[a-z]+'\nsecret_group = \"{OPENAI}\"\n"
-        ),
-    );
-    let out = Cli::new(["--rules", rules.to_str().unwrap()]).run(b"");
-    let err = exit_2(&out);
-    assert!(!err.contains(OPENAI), "{err}");
-    assert!(err.contains("rules.toml:7"), "{err}");
+    let head = "[[rule]]\nid = \"x\"\ndescription = \"d\"\ncategory = \"key\"\nanchors = [\"sk-\"]\nregex = 'sk-[a-z]+'\n";
+    // A value where a number goes, with and without an escaped quote in it; a value where a
+    // name goes (the parser quotes those in backticks); a secret pasted as a key of its own.
+    let (before, after) = OPENAI.split_at(8);
+    for last in [
+        format!("secret_group = \"{OPENAI}\""),
+        format!("secret_group = \"{before}\\\"{after}\""),
+        format!("scanner = \"{OPENAI}\""),
+        format!("{OPENAI} = 1"),
+    ] {
+        let rules = write(dir.path(), "rules.toml", format!("{head}{last}\n"));
+        let out = Cli::new(["--rules", rules.to_str().unwrap()]).run(b"");
+        let err = exit_2(&out);
+        assert!(!err.contains(after), "{last}: {err}");
+        assert!(err.contains("rules.toml:7"), "{last}: {err}");
+    }
 }
 
 /// A user pattern that matches a piece of a mask (`RED[A-Z]+`, or a word of its own rule
