@@ -7,6 +7,7 @@ use std::path::Path;
 use std::{env, fs};
 
 fn main() {
+    // A directory is rescanned whole: an edited, added or removed pack reruns this script.
     println!("cargo:rerun-if-changed=patterns");
     let out = env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
     let manifest = env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -17,7 +18,6 @@ fn main() {
         if path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        println!("cargo:rerun-if-changed={}", path.display());
         let text = fs::read_to_string(&path).expect("a rule pack is UTF-8 text");
         let pack: toml::Value = toml::from_str(&text)
             .unwrap_or_else(|e| panic!("{}: invalid TOML: {e}", path.display()));
