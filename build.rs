@@ -11,6 +11,14 @@ fn main() {
     println!("cargo:rerun-if-changed=patterns");
     let out = env::var_os("OUT_DIR").expect("cargo sets OUT_DIR for build scripts");
     let manifest = env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    // A pack removed or renamed since the last build must not live on in its old JSON: the
+    // binary names each pack it embeds, and a stale file would still compile.
+    for entry in fs::read_dir(&out).expect("OUT_DIR can be listed") {
+        let path = entry.expect("OUT_DIR can be listed").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            fs::remove_file(&path).expect("OUT_DIR is writable");
+        }
+    }
     let packs = fs::read_dir(Path::new(&manifest).join("patterns"))
         .expect("patterns/ holds the built-in rule packs");
     for entry in packs {
