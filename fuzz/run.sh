@@ -19,6 +19,11 @@ secs="${1:-60}"
 shift || true
 cd "$(dirname "$0")"
 
+# The fuzz crate is a workspace of its own, so cargo would resolve every dependency afresh, to
+# versions the tests never ran with. It starts from the crate's lock file instead and adds only
+# the fuzzing crates.
+cp ../Cargo.lock Cargo.lock
+
 # cargo-fuzz needs nightly flags (-Zsanitizer); the stable toolchain accepts them with this.
 export RUSTC_BOOTSTRAP=1
 
