@@ -380,18 +380,33 @@ pub(crate) fn raw_range(map: &[u32], raw_len: usize, start: usize, end: usize) -
 
 /// Appends `text` JSON-string-escaped (quotes, backslashes, control characters).
 pub(crate) fn escape_into(text: &[u8], out: &mut Vec<u8>) {
-    for &b in text {
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            _ => out.push(b),
-        }
+    // Runs that need no escape (a whole mask, mostly) are copied at once.
+    let mut copied = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => &[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ],
+            _ => continue,
+        };
+        out.extend_from_slice(&text[copied..i]);
+        out.extend_from_slice(escape);
+        copied = i + 1;
     }
+    out.extend_from_slice(&text[copied..]);
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {
