@@ -175,6 +175,9 @@ impl Mask {
         if !matches!(self, Mask::OpenClaw) {
             return false;
         }
+        if in_masked_pem_header(text, start) {
+            return true;
+        }
         let ellipsis = ELLIPSIS.as_bytes();
         let unbroken = |run: &[u8]| !run.iter().any(u8::is_ascii_whitespace);
         let after = &text[end..text.len().min(end + 6 * 4)];
@@ -343,6 +346,39 @@ fn openclaw_style(secret: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(ELLIPSIS.as_bytes());
     out.extend_from_slice(tail.as_bytes());
+}
+
+/// Whether `text[at..]` starts in the header of a PEM block the OpenClaw style masked: the
+/// header kept, then a line break (a space on a plain line, `\n` in JSON text not decoded)
+/// and `…redacted…`. A rule that takes the header for a value (`SSH_KEY=-----BEGIN`) would
+/// otherwise mask the mask on a second pass.
+fn in_masked_pem_header(text: &[u8], at: usize) -> bool {
+    const OPEN: &[u8] = b"-----BEGIN";
+    const LONGEST_LABEL: usize = 64;
+    let from = at.saturating_sub(OPEN.len() + LONGEST_LABEL);
+    let Some(begin) = rfind(&text[from..text.len().min(at + OPEN.len())], OPEN).map(|i| from + i)
+    else {
+        return false;
+    };
+    let label_start = begin + OPEN.len();
+    let label_end = text[label_start..text.len().min(label_start + LONGEST_LABEL)]
+        .windows(5)
+        .position(|w| w == b"-----")
+        .map(|i| label_start + i);
+    let Some(label_end) = label_end else {
+        return false;
+    };
+    let label = &text[label_start..label_end];
+    let header_end = label_end + 5;
+    let rest = &text[header_end..];
+    at < header_end
+        && label
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ')
+        && [&b"\n"[..], b" ", b"\\n"].iter().any(|sep| {
+            rest.strip_prefix(*sep)
+                .is_some_and(|r| r.starts_with("\u{2026}redacted\u{2026}".as_bytes()))
+        })
 }
 
 /// The PEM marker (`-----BEGIN RSA PRIVATE KEY-----`) that `text` starts with, opening with

@@ -160,7 +160,7 @@ impl<'a> Session<'a> {
                 .mask
                 .render(&matcher.rules[span.rule].id, &text[start..end], &mut masked);
             let text = if json_safe {
-                escaped_text(&masked)
+                escaped_text(masked)
             } else {
                 one_line(masked)
             };
@@ -353,62 +353,118 @@ impl<'a> Session<'a> {
             edits.push(Edit {
                 start: value.start,
                 end: value.end,
-                text: escaped_text(&self.masked),
+                text: escaped_text(std::mem::take(&mut self.masked)),
                 rule,
             });
         } else {
-            let nested = depth < MAX_JSON_DEPTH && json::looks_like_json(plain) && {
-                let mut inner = Vec::new();
-                let ok = self.scrub_json(plain, depth + 1, &mut inner).is_ok();
-                edits.extend(inner.into_iter().map(|e| {
-                    let (start, end) = to_raw(e.start, e.end);
-                    Edit {
-                        start,
-                        end,
-                        text: escaped_text(&e.text),
-                        rule: e.rule,
-                    }
-                }));
-                ok
-            };
+            // Edits in `plain`, their text not yet escaped into this string.
+            let mut found = Vec::new();
+            let nested = depth < MAX_JSON_DEPTH
+                && json::looks_like_json(plain)
+                && self.scrub_json(plain, depth + 1, &mut found).is_ok();
             if !nested {
-                let matcher = &scrubber.matcher;
-                matcher.find(plain, &mut self.cache, &scrubber.mask, &mut self.spans);
-                // A key that looks like JSON is scanned flat only this deep: higher up, the
-                // same bytes are parsed, so its cleanliness is not the bytes' alone.
-                if value.is_key
-                    && self.spans.is_empty()
-                    && !json::looks_like_json(plain)
-                    && raw.len() <= MAX_CLEAN_KEY
-                    && self.clean_keys.len() < MAX_CLEAN_KEYS
-                {
-                    self.clean_keys.insert(raw.into());
-                }
-                for &span in &self.spans {
-                    self.masked.clear();
-                    scrubber.mask.render(
-                        &matcher.rules[span.rule].id,
-                        &plain[span.start..span.end],
-                        &mut self.masked,
-                    );
-                    let (start, end) = to_raw(span.start, span.end);
-                    self.counts[span.rule] += 1;
-                    edits.push(Edit {
-                        start,
-                        end,
-                        text: escaped_text(&self.masked),
-                        rule: span.rule,
-                    });
+                // Tool output often holds JSON lines (a `tail` of a log or a transcript)
+                // rather than one document: each is scrubbed as JSON, so that a secret after an
+                // escape in it (`\\nAKIA…`) is seen decoded.
+                let json_lines = depth < MAX_JSON_DEPTH
+                    && !value.is_key
+                    && memchr::memchr(b'\n', plain).is_some()
+                    && self.scrub_json_lines(plain, depth + 1, &mut found);
+                if !json_lines {
+                    self.scrub_text(plain, 0..plain.len(), &mut found);
+                    // A key that looks like JSON is scanned flat only this deep: higher up,
+                    // the same bytes are parsed, so its cleanliness is not the bytes' alone.
+                    if value.is_key
+                        && found.is_empty()
+                        && !json::looks_like_json(plain)
+                        && raw.len() <= MAX_CLEAN_KEY
+                        && self.clean_keys.len() < MAX_CLEAN_KEYS
+                    {
+                        self.clean_keys.insert(raw.into());
+                    }
                 }
             }
+            edits.extend(found.into_iter().map(|e| {
+                let (start, end) = to_raw(e.start, e.end);
+                Edit {
+                    start,
+                    end,
+                    text: escaped_text(e.text),
+                    rule: e.rule,
+                }
+            }));
         }
         self.decoded[depth] = (decoded, map);
     }
 }
 
-fn escaped_text(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    json::escape_into(text, &mut out);
+impl Session<'_> {
+    /// Scrubs `text`, lines of which are JSON documents, at JSON depth `depth`: each such
+    /// line as JSON, and each run of the other lines as plain text. Returns false, having
+    /// done nothing, when no line is JSON.
+    fn scrub_json_lines(&mut self, text: &[u8], depth: usize, edits: &mut Vec<Edit>) -> bool {
+        let mut any_json = false;
+        // The plain text not yet scrubbed starts here.
+        let mut plain_from = 0;
+        let mut line_start = 0;
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            let range = line_start..line_start + line.len();
+            line_start = range.end;
+            if !json::looks_like_json(line) {
+                continue;
+            }
+            let mut inner = Vec::new();
+            if self.scrub_json(line, depth, &mut inner).is_err() {
+                continue;
+            }
+            any_json = true;
+            self.scrub_text(text, plain_from..range.start, edits);
+            plain_from = range.end;
+            edits.extend(inner.into_iter().map(|e| Edit {
+                start: e.start + range.start,
+                end: e.end + range.start,
+                ..e
+            }));
+        }
+        if any_json {
+            self.scrub_text(text, plain_from..text.len(), edits);
+        }
+        any_json
+    }
+
+    /// Scrubs `text[range]` as plain text (in a JSON string, decoded), adding an edit with
+    /// the rendered mask for each secret.
+    fn scrub_text(&mut self, text: &[u8], range: std::ops::Range<usize>, edits: &mut Vec<Edit>) {
+        if range.is_empty() {
+            return;
+        }
+        let scrubber = self.scrubber;
+        let matcher = &scrubber.matcher;
+        let part = &text[range.clone()];
+        matcher.find(part, &mut self.cache, &scrubber.mask, &mut self.spans);
+        for &span in &self.spans {
+            self.masked.clear();
+            let id = &matcher.rules[span.rule].id;
+            let secret = &part[span.start..span.end];
+            scrubber.mask.render(id, secret, &mut self.masked);
+            self.counts[span.rule] += 1;
+            edits.push(Edit {
+                start: range.start + span.start,
+                end: range.start + span.end,
+                text: self.masked.clone(),
+                rule: span.rule,
+            });
+        }
+    }
+}
+
+/// `text` escaped for a JSON string: itself, when nothing in it needs an escape (a tag mask).
+fn escaped_text(text: Vec<u8>) -> Vec<u8> {
+    if !text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        return text;
+    }
+    let mut out = Vec::with_capacity(text.len() + 8);
+    json::escape_into(&text, &mut out);
     out
 }
 
