@@ -58,6 +58,10 @@ pub(crate) struct Session<'a> {
     block: Option<OpenBlock>,
     /// A mask as rendered, before it is escaped into a JSON string.
     masked: Vec<u8>,
+    /// Text with JSON escapes left in it, decoded, with its offset map; and what was found
+    /// there (see [`Session::find_secrets`]).
+    view: (Vec<u8>, Vec<u32>),
+    view_spans: Vec<Span>,
     /// Redactions per rule index.
     pub counts: Vec<u64>,
     /// When auditing: each redaction made since the last drain, as its byte range in the
@@ -87,6 +91,8 @@ impl<'a> Session<'a> {
             key_kinds: Default::default(),
             block: None,
             masked: Vec::new(),
+            view: (Vec::new(), Vec::new()),
+            view_spans: Vec::new(),
             found: None,
         }
     }
@@ -172,12 +178,7 @@ impl<'a> Session<'a> {
 
     fn scrub_plain(&mut self, content: &[u8], edits: &mut Vec<Edit>) {
         let matcher = &self.scrubber.matcher;
-        matcher.find(
-            content,
-            &mut self.cache,
-            &self.scrubber.mask,
-            &mut self.spans,
-        );
+        self.find_secrets(content);
         for &span in &self.spans {
             let rule = &matcher.rules[span.rule];
             let secret = &content[span.start..span.end];
@@ -432,6 +433,44 @@ impl Session<'_> {
         any_json
     }
 
+    /// Finds the secrets in `text` (a plain line, or a JSON string's decoded content) into
+    /// `self.spans`. Text that still holds JSON escapes (a JSON fragment in a log line, a
+    /// string escaped twice) is searched decoded too: in the raw bytes a secret right after a
+    /// `\n` has no word boundary before it, and a value after `=\"` is not seen as one. What
+    /// the decoded text adds is mapped back to the raw bytes, its escapes included, where it
+    /// overlaps nothing found in them.
+    fn find_secrets(&mut self, text: &[u8]) {
+        let scrubber = self.scrubber;
+        let matcher = &scrubber.matcher;
+        matcher.find(text, &mut self.cache, &scrubber.mask, &mut self.spans);
+        if memchr::memchr(b'\\', text).is_none() {
+            return;
+        }
+        let (mut decoded, mut map) = std::mem::take(&mut self.view);
+        json::decode(text, &mut decoded, Some(&mut map));
+        if decoded != text {
+            let mut found = std::mem::take(&mut self.view_spans);
+            matcher.find(&decoded, &mut self.cache, &scrubber.mask, &mut found);
+            let before = self.spans.len();
+            for span in &found {
+                let (start, end) = json::raw_range(&map, text.len(), span.start, span.end);
+                let raw = &self.spans[..before];
+                if !raw.iter().any(|r| r.start < end && start < r.end) {
+                    self.spans.push(Span {
+                        start,
+                        end,
+                        ..*span
+                    });
+                }
+            }
+            if self.spans.len() > before {
+                self.spans.sort_unstable_by_key(|s| s.start);
+            }
+            self.view_spans = found;
+        }
+        self.view = (decoded, map);
+    }
+
     /// Scrubs `text[range]` as plain text (in a JSON string, decoded), adding an edit with
     /// the rendered mask for each secret.
     fn scrub_text(&mut self, text: &[u8], range: std::ops::Range<usize>, edits: &mut Vec<Edit>) {
@@ -441,7 +480,7 @@ impl Session<'_> {
         let scrubber = self.scrubber;
         let matcher = &scrubber.matcher;
         let part = &text[range.clone()];
-        matcher.find(part, &mut self.cache, &scrubber.mask, &mut self.spans);
+        self.find_secrets(part);
         for &span in &self.spans {
             self.masked.clear();
             let id = &matcher.rules[span.rule].id;

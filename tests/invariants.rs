@@ -1510,6 +1510,32 @@ proptest! {
         prop_assert!(!after.contains("PRIVATE KEY"), "{}", after);
     }
 
+    /// A secret right after a JSON escape in text that is not decoded as JSON: a JSON fragment
+    /// in a plain log line, or a JSON string that holds one (escaped twice). In the raw bytes
+    /// `\nAKIA…` has no word boundary before the key (found by a review). Gone, and a second
+    /// pass changes nothing.
+    #[test]
+    fn secret_after_an_escape_in_undecoded_text_is_found(
+        secret in select(SECRETS),
+        escape in select(&["\\n", "\\t", "\\r\\n", "\\\"", "\\u0020", "\\/"][..]),
+        words in vec(select(WORDS), 0..4),
+        json in any::<bool>(),
+    ) {
+        let fragment = format!(r#"{{"out":"{} {escape}{secret}{escape}"}}"#, words.join(" "));
+        let line = if json {
+            format!(r#"{{"type":"text","text":{}}}"#, serde_json::to_string(&format!("exec result {fragment} done")).unwrap())
+        } else {
+            format!("2026-03-14T13:44:56Z INFO exec result {fragment}")
+        };
+        let once = tag_scrubber().scrub_bytes(line.as_bytes());
+        prop_assert!(!find(&once, secret.as_bytes()), "{}", show(&once));
+        if json {
+            check_json_lines(line.as_bytes(), &once).map_err(TestCaseError::fail)?;
+        }
+        let twice = tag_scrubber().scrub_bytes(&once);
+        prop_assert_eq!(show(&once), show(&twice));
+    }
+
     /// A key assigned to a variable, its line breaks escaped (`SSH_KEY="-----BEGIN …\n…"`),
     /// on a plain line and in a JSON string: the OpenClaw mask keeps the header, which the
     /// assignment rules must not take for a value on a second pass (found by a review).
