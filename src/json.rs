@@ -383,13 +383,16 @@ pub(crate) fn escape_into(text: &[u8], out: &mut Vec<u8>) {
     // Runs that need no escape (a whole mask, mostly) are copied at once.
     let mut copied = 0;
     for (i, &b) in text.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0..=0x1f => &[
+            _ => &[
                 b'\\',
                 b'u',
                 b'0',
@@ -397,7 +400,6 @@ pub(crate) fn escape_into(text: &[u8], out: &mut Vec<u8>) {
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
             ],
-            _ => continue,
         };
         out.extend_from_slice(&text[copied..i]);
         out.extend_from_slice(escape);
@@ -407,6 +409,11 @@ pub(crate) fn escape_into(text: &[u8], out: &mut Vec<u8>) {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Whether `b` has to be escaped in a JSON string: a quote, a backslash, a control character.
+pub(crate) fn needs_escape(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
 
 #[cfg(test)]
 mod tests {

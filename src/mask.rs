@@ -9,6 +9,9 @@ use crate::error::Error;
 
 /// OpenClaw's ellipsis, U+2026, as UTF-8.
 const ELLIPSIS: &str = "\u{2026}";
+/// What the OpenClaw style puts between a PEM block's header and footer.
+const PEM_BODY_MASK: &str = "\u{2026}redacted\u{2026}";
+const PEM_BEGIN: &[u8] = b"-----BEGIN";
 
 /// A replacement style.
 #[derive(Clone)]
@@ -321,17 +324,18 @@ fn openclaw_style(secret: &[u8], out: &mut Vec<u8>) {
     let text = String::from_utf8_lossy(secret);
     // The header and footer lines, not the lines they start: a key pasted on one line
     // (`-----BEGIN RSA PRIVATE KEY-----MIIE…`) has no line of its own to keep.
-    if let Some(header) = pem_marker(&text, "-----BEGIN") {
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice("\n\u{2026}redacted\u{2026}".as_bytes());
+    if let Some(header) = pem_marker(text.as_bytes(), PEM_BEGIN) {
+        out.extend_from_slice(header);
+        out.push(b'\n');
+        out.extend_from_slice(PEM_BODY_MASK.as_bytes());
         let rest = text[header.len()..].trim_end();
         let footer = rest
             .rfind("-----END")
-            .and_then(|at| pem_marker(&rest[at..], "-----END"))
-            .filter(|footer| rest.ends_with(footer));
+            .and_then(|at| pem_marker(&rest.as_bytes()[at..], b"-----END"))
+            .filter(|footer| rest.as_bytes().ends_with(footer));
         if let Some(footer) = footer {
             out.push(b'\n');
-            out.extend_from_slice(footer.as_bytes());
+            out.extend_from_slice(footer);
         }
         return;
     }
@@ -353,43 +357,36 @@ fn openclaw_style(secret: &[u8], out: &mut Vec<u8>) {
 /// and `…redacted…`. A rule that takes the header for a value (`SSH_KEY=-----BEGIN`) would
 /// otherwise mask the mask on a second pass.
 fn in_masked_pem_header(text: &[u8], at: usize) -> bool {
-    const OPEN: &[u8] = b"-----BEGIN";
     const LONGEST_LABEL: usize = 64;
-    let from = at.saturating_sub(OPEN.len() + LONGEST_LABEL);
-    let Some(begin) = rfind(&text[from..text.len().min(at + OPEN.len())], OPEN).map(|i| from + i)
-    else {
+    let from = at.saturating_sub(PEM_BEGIN.len() + LONGEST_LABEL);
+    let to = text.len().min(at + PEM_BEGIN.len());
+    let Some(begin) = rfind(&text[from..to], PEM_BEGIN).map(|i| from + i) else {
         return false;
     };
-    let label_start = begin + OPEN.len();
-    let label_end = text[label_start..text.len().min(label_start + LONGEST_LABEL)]
-        .windows(5)
-        .position(|w| w == b"-----")
-        .map(|i| label_start + i);
-    let Some(label_end) = label_end else {
+    // The header ends within the label's reach: a longer search could read the rest of the line
+    // once per candidate.
+    let reach = &text[begin..text.len().min(begin + PEM_BEGIN.len() + LONGEST_LABEL)];
+    let Some(header) = pem_marker(reach, PEM_BEGIN) else {
         return false;
     };
-    let label = &text[label_start..label_end];
-    let header_end = label_end + 5;
+    let header_end = begin + header.len();
     let rest = &text[header_end..];
     at < header_end
-        && label
-            .iter()
-            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ')
         && [&b"\n"[..], b" ", b"\\n"].iter().any(|sep| {
             rest.strip_prefix(*sep)
-                .is_some_and(|r| r.starts_with("\u{2026}redacted\u{2026}".as_bytes()))
+                .is_some_and(|r| r.starts_with(PEM_BODY_MASK.as_bytes()))
         })
 }
 
 /// The PEM marker (`-----BEGIN RSA PRIVATE KEY-----`) that `text` starts with, opening with
 /// `open`: upper-case words up to the next `-----`.
-fn pem_marker<'t>(text: &'t str, open: &str) -> Option<&'t str> {
-    let label_end = open.len() + text.get(open.len()..)?.find("-----")?;
-    let label = &text[open.len()..label_end];
+fn pem_marker<'t>(text: &'t [u8], open: &[u8]) -> Option<&'t [u8]> {
+    let label_len = memchr::memmem::find(text.strip_prefix(open)?, b"-----")?;
+    let label = &text[open.len()..open.len() + label_len];
     let words = label
-        .bytes()
-        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
-    (text.starts_with(open) && words).then(|| &text[..label_end + 5])
+        .iter()
+        .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
+    words.then(|| &text[..open.len() + label_len + 5])
 }
 
 #[cfg(test)]

@@ -397,9 +397,7 @@ impl<'a> Session<'a> {
         }
         self.decoded[depth] = (decoded, map);
     }
-}
 
-impl Session<'_> {
     /// Scrubs `text`, lines of which are JSON documents, at JSON depth `depth`: each such
     /// line as JSON, and each run of the other lines as plain text. Returns false, having
     /// done nothing, when no line is JSON.
@@ -499,7 +497,7 @@ impl Session<'_> {
 
 /// `text` escaped for a JSON string: itself, when nothing in it needs an escape (a tag mask).
 fn escaped_text(text: Vec<u8>) -> Vec<u8> {
-    if !text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+    if !text.iter().copied().any(json::needs_escape) {
         return text;
     }
     let mut out = Vec::with_capacity(text.len() + 8);
